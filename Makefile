@@ -1,0 +1,133 @@
+# heapsnap - GNU Make build.
+#
+#   make                 libheapsnap.so, libheapsnap-core.a, the heapsnap command
+#   make check           every test: unit tests under ASan+UBSan, the tracer on live programs, fuzz smoke
+#   make install         honours PREFIX (/usr/local) and DESTDIR
+#   make fuzz FUZZ_SECONDS=600   run the libFuzzer targets longer
+#
+# Layout follows the data's path: src/tracer (inside the traced process) -> src/snapshot (the
+# snapshot object and file) -> src/analysis (statistics, compare, filters, formats) -> src/cli.
+
+PREFIX  ?= /usr/local
+LIBDIR  ?= $(PREFIX)/lib
+INCDIR  ?= $(PREFIX)/include
+BINDIR  ?= $(PREFIX)/bin
+DESTDIR ?=
+CC      ?= cc
+CXX     ?= c++
+CLANG   ?= clang
+CFLAGS  ?= -O2 -g
+PYTEST  ?= python3 -m pytest
+FUZZ_SECONDS ?= 10
+
+B := build
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wformat=2 -Wno-format-nonliteral
+HS_CPPFLAGS := -Iinclude -DHEAPSNAP_BUILDING -D_GNU_SOURCE
+HS_CFLAGS := -std=gnu11 -fPIC -fvisibility=hidden $(WARN)
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+
+CORE_SRC   := $(sort $(wildcard src/common/*.c src/snapshot/*.c src/analysis/*.c))
+TRACER_SRC := $(sort $(wildcard src/tracer/*.c))
+CLI_SRC    := $(sort $(wildcard src/cli/*.c))
+UNIT_SRC   := $(sort $(wildcard tests/unit/test_*.c))
+LIVE_SRC   := $(sort $(wildcard tests/live/*.c tests/live/*.cc))
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+
+CORE_OBJ      := $(CORE_SRC:%.c=$(B)/obj/%.o)
+TRACER_OBJ    := $(TRACER_SRC:%.c=$(B)/obj/%.o)
+CORE_ASAN_OBJ := $(CORE_SRC:%.c=$(B)/asan/%.o)
+CLI_OBJ       := $(CLI_SRC:%.c=$(B)/obj/%.o)
+CLI_ASAN_OBJ  := $(CLI_SRC:%.c=$(B)/asan/%.o)
+UNIT_BIN      := $(UNIT_SRC:tests/unit/%.c=$(B)/asan/tests/%)
+LIVE_BIN      := $(patsubst tests/live/%,$(B)/live/%,$(basename $(LIVE_SRC)))
+FUZZ_BIN      := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
+
+LIB := $(B)/libheapsnap.so
+CORE_LIB := $(B)/libheapsnap-core.a
+TRACER_LIBS := -lunwind -ldl -lpthread
+
+all: $(LIB) $(CORE_LIB) $(if $(CLI_SRC),$(B)/heapsnap)
+
+$(B)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) $(CFLAGS) $(HS_CFLAGS) -c $< -o $@
+
+$(B)/asan/%.o: %.c $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) -O1 -g $(HS_CFLAGS) $(SAN) -c $< -o $@
+
+# The tracer library: everything, and the allocation hooks.  libdw is opened with dlopen only
+# when a snapshot is symbolized, so it adds nothing to a traced process that never takes one.
+$(LIB): $(CORE_OBJ) $(TRACER_OBJ)
+	$(CC) -shared -Wl,-soname,libheapsnap.so -Wl,-z,now -Wl,-z,relro -o $@ $^ $(TRACER_LIBS)
+
+$(CORE_LIB): $(CORE_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/asan/libheapsnap-core.a: $(CORE_ASAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+
+$(B)/heapsnap: $(CLI_OBJ) $(CORE_LIB)
+	$(CC) -o $@ $(CLI_OBJ) $(CORE_LIB) -lm
+
+$(B)/asan/heapsnap: $(CLI_ASAN_OBJ) $(B)/asan/libheapsnap-core.a
+	$(CC) $(SAN) -o $@ $^ -lm
+
+# Unit tests: the analysis, file and CLI code on snapshots built from literals, under ASan+UBSan.
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(B)/asan/libheapsnap-core.a
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) -Isrc -O1 -g $(HS_CFLAGS) $(SAN) -o $@ $< $(B)/asan/libheapsnap-core.a -lcmocka -lm
+
+# Live test programs: small real C and C++ programs linked against the tracer, built -O0 -g so
+# that lines are known.
+$(B)/live/%: tests/live/%.c $(LIB) tests/live/live.h
+	@mkdir -p $(dir $@)
+	$(CC) -Iinclude -Itests/live -O0 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -o $@ $< -L$(B) -lheapsnap -Wl,-rpath,$(abspath $(B)) -ldl -lpthread
+
+$(B)/live/%: tests/live/%.cc $(LIB) tests/live/live.h
+	@mkdir -p $(dir $@)
+	$(CXX) -Iinclude -Itests/live -O0 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -o $@ $< -L$(B) -lheapsnap -Wl,-rpath,$(abspath $(B)) -ldl -lpthread
+
+# libFuzzer targets over the core code.
+$(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(HS_CPPFLAGS) -Isrc -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(CORE_SRC) -lm
+
+libs: $(LIB) $(CORE_LIB)
+unit: $(UNIT_BIN)
+live: $(LIVE_BIN)
+fuzzers: $(FUZZ_BIN)
+
+check: all unit live fuzzers
+	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
+	HEAPSNAP_BUILD=$(abspath $(B)) $(PYTEST) -q tests
+
+fuzz: fuzzers
+	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
+	  echo "== $$n for $(FUZZ_SECONDS)s"; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -close_fd_mask=3 $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+
+install: all
+	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)
+	install -m 0755 $(LIB) $(DESTDIR)$(LIBDIR)/libheapsnap.so
+	install -m 0644 $(CORE_LIB) $(DESTDIR)$(LIBDIR)/libheapsnap-core.a
+	install -m 0644 include/heapsnap.h include/heapsnap-annotate.h $(DESTDIR)$(INCDIR)/
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@LIBDIR@|$(LIBDIR)|' -e 's|@INCDIR@|$(INCDIR)|' \
+	    -e 's|@VERSION@|$(shell sed -n 's/.*HEAPSNAP_VERSION_STRING "\(.*\)"/\1/p' include/heapsnap.h)|' \
+	    heapsnap.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/heapsnap.pc
+	if [ -f $(B)/heapsnap ]; then install -m 0755 $(B)/heapsnap $(DESTDIR)$(BINDIR)/heapsnap; fi
+
+uninstall:
+	rm -f $(DESTDIR)$(LIBDIR)/libheapsnap.so $(DESTDIR)$(LIBDIR)/libheapsnap-core.a \
+	      $(DESTDIR)$(INCDIR)/heapsnap.h $(DESTDIR)$(INCDIR)/heapsnap-annotate.h \
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/heapsnap.pc $(DESTDIR)$(BINDIR)/heapsnap
+
+clean:
+	rm -rf $(B)
+
+.PHONY: all libs unit live fuzzers check fuzz install uninstall clean
+.SECONDARY:
+
+# ---- symbolizer test (maintained with src/tracer/symbolize.c) -------------------------------------
+# Put rules here: build/sym/... binaries built from tests/sym/*.c with src/tracer/symbolize.c.
