@@ -44,13 +44,18 @@ FUZZ_BIN      := $(FUZZ_SRC:tests/fuzz/%.c=$(B)/fuzz/%)
 
 LIB := $(B)/libheapsnap.so
 CORE_LIB := $(B)/libheapsnap-core.a
-TRACER_LIBS := -lunwind -ldl -lpthread
+# libgcc_s comes before libunwind in our dependencies on purpose: libunwind.so.8 also exports the
+# _Unwind_* exception-handling functions, and the C++ runtime must keep finding libgcc_s's first.
+TRACER_LIBS := -Wl,--no-as-needed -lgcc_s -lunwind -ldl -lpthread
 
 all: $(LIB) $(CORE_LIB) $(if $(CLI_SRC),$(B)/heapsnap)
 
 $(B)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(HS_CPPFLAGS) $(CFLAGS) $(HS_CFLAGS) -c $< -o $@
+
+# The hooks define malloc & co.: the compiler must not treat those names as its builtins there.
+$(TRACER_OBJ): HS_CFLAGS += -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free
 
 $(B)/asan/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)

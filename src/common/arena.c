@@ -21,7 +21,7 @@ void *hs_arena_alloc(hs_arena *a, size_t n)
         size_t size = n > HS_ARENA_MIN_CHUNK / 2 ? n : HS_ARENA_MIN_CHUNK;
         if (a->bytes > 16 * HS_ARENA_MIN_CHUNK && size < a->bytes / 8)
             size = a->bytes / 8;             /* grow chunks with the arena */
-        hs_arena_chunk *c = malloc(sizeof(*c) + size);
+        hs_arena_chunk *c = hs_malloc(sizeof(*c) + size);
         if (c == NULL)
             return NULL;
         c->next = a->head;
@@ -51,7 +51,7 @@ void hs_arena_free(hs_arena *a)
     hs_arena_chunk *c = a->head;
     while (c != NULL) {
         hs_arena_chunk *next = c->next;
-        free(c);
+        hs_free(c);
         c = next;
     }
     memset(a, 0, sizeof(*a));

@@ -37,6 +37,15 @@ static inline uint64_t hs_hash_bytes(const void *p, size_t n, uint64_t seed)
     return hs_mix64(h);
 }
 
+/* Memory for heapsnap's own objects (snapshots, statistics, files).  In the tracer library these
+ * go straight to the real allocator, so the tracer's own objects are never traced and are freed
+ * as they were allocated; elsewhere they are plain malloc and free (weak definitions in mem.c). */
+HS_HIDDEN void *hs_malloc(size_t n);
+HS_HIDDEN void *hs_calloc(size_t n, size_t m);
+HS_HIDDEN void *hs_realloc(void *p, size_t n);
+HS_HIDDEN void hs_free(void *p);
+HS_HIDDEN char *hs_strdup(const char *s);
+
 /* A bump arena of malloc'd chunks; everything is freed at once.  Not thread-safe. */
 typedef struct hs_arena_chunk hs_arena_chunk;
 typedef struct hs_arena {

@@ -22,7 +22,7 @@ struct hs_store {
 
 hs_store *hs_store_new(void)
 {
-    return calloc(1, sizeof(hs_store));
+    return hs_calloc(1, sizeof(hs_store));
 }
 
 void hs_store_free(hs_store *st)
@@ -30,10 +30,10 @@ void hs_store_free(hs_store *st)
     if (st == NULL)
         return;
     hs_arena_free(&st->arena);
-    free(st->strs);
-    free(st->tbset);
-    free(st->tbs);
-    free(st);
+    hs_free(st->strs);
+    hs_free(st->tbset);
+    hs_free(st->tbs);
+    hs_free(st);
 }
 
 size_t hs_store_bytes(const hs_store *st)
@@ -44,7 +44,7 @@ size_t hs_store_bytes(const hs_store *st)
 static int str_grow(hs_store *st)
 {
     size_t cap = st->strcap ? st->strcap * 2 : 256;
-    const char **t = calloc(cap, sizeof(*t));
+    const char **t = hs_calloc(cap, sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < st->strcap; i++) {
@@ -56,7 +56,7 @@ static int str_grow(hs_store *st)
             j = (j + 1) & (cap - 1);
         t[j] = s;
     }
-    free(st->strs);
+    hs_free(st->strs);
     st->strs = t;
     st->strcap = cap;
     return 0;
@@ -130,7 +130,7 @@ static int tb_equal(const hs_tb *t, const hs_frame *f, const hs_frame_loc *loc, 
 static int tbset_grow(hs_store *st)
 {
     size_t cap = st->tbsetcap ? st->tbsetcap * 2 : 256;
-    const hs_tb **t = calloc(cap, sizeof(*t));
+    const hs_tb **t = hs_calloc(cap, sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < st->ntbs; i++) {
@@ -139,7 +139,7 @@ static int tbset_grow(hs_store *st)
             j = (j + 1) & (cap - 1);
         t[j] = st->tbs[i];
     }
-    free(st->tbset);
+    hs_free(st->tbset);
     st->tbset = t;
     st->tbsetcap = cap;
     return 0;
@@ -152,7 +152,7 @@ const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_lo
     hs_frame small[16];
     hs_frame *f = small;
     if (nframes > HS_ARRAY_LEN(small)) {
-        f = malloc(nframes * sizeof(*f));
+        f = hs_malloc(nframes * sizeof(*f));
         if (f == NULL)
             return NULL;
     }
@@ -179,7 +179,7 @@ const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_lo
     }
     if (st->ntbs == st->tbcap) {
         size_t cap = st->tbcap ? st->tbcap * 2 : 64;
-        const hs_tb **t = realloc(st->tbs, cap * sizeof(*t));
+        const hs_tb **t = hs_realloc(st->tbs, cap * sizeof(*t));
         if (t == NULL)
             goto out;
         st->tbs = t;
@@ -217,7 +217,7 @@ const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_lo
     res = t;
 out:
     if (f != small)
-        free(f);
+        hs_free(f);
     return res;
 }
 
@@ -265,12 +265,12 @@ hs_snapshot *hs_snapshot_new(int traceback_limit)
         errno = EINVAL;
         return NULL;
     }
-    hs_snapshot *s = calloc(1, sizeof(*s));
+    hs_snapshot *s = hs_calloc(1, sizeof(*s));
     if (s == NULL)
         return NULL;
     s->store = hs_store_new();
     if (s->store == NULL) {
-        free(s);
+        hs_free(s);
         errno = ENOMEM;
         return NULL;
     }
@@ -284,8 +284,8 @@ void hs_snapshot_free(hs_snapshot *s)
     if (s == NULL)
         return;
     hs_store_free(s->store);
-    free(s->traces);
-    free(s);
+    hs_free(s->traces);
+    hs_free(s);
 }
 
 int hs_snapshot_reserve(hs_snapshot *s, size_t n)
@@ -295,7 +295,7 @@ int hs_snapshot_reserve(hs_snapshot *s, size_t n)
     size_t cap = s->cap ? s->cap : 64;
     while (cap < n)
         cap *= 2;
-    hs_trace_rec *t = realloc(s->traces, cap * sizeof(*t));
+    hs_trace_rec *t = hs_realloc(s->traces, cap * sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     s->traces = t;

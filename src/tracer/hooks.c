@@ -1,0 +1,350 @@
+/*
+ * hooks.c - the malloc family, interposed.
+ *
+ * libheapsnap.so defines malloc, calloc, realloc, reallocarray, free, posix_memalign,
+ * aligned_alloc, memalign, valloc and pvalloc (and dlclose, to keep unloaded libraries
+ * resolvable); preloaded or linked ahead of libc, the program's calls land here.  Each hook calls
+ * the next definition in the lookup order (dlsym RTLD_NEXT: libc's, or another preloaded
+ * allocator such as jemalloc when it comes after heapsnap) and records the block.
+ *
+ * Start-up without malloc: the first call can come before any constructor, from the dynamic
+ * loader itself, and dlsym allocates while we resolve the real functions.  Those requests are
+ * served from a static buffer whose blocks are never freed.  The rules of the hook path are in
+ * tracer.h.
+ */
+#include "tracer.h"
+#include "symbolize.h"
+
+#include <dlfcn.h>
+#include <errno.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+hs_real_fns hs_real;
+pthread_key_t hs_guard_key;
+_Atomic int hs_guard_ready;
+
+/* ---- bootstrap ---------------------------------------------------------------------------------- */
+
+static _Alignas(64) char boot_buf[64 * 1024];
+static _Atomic size_t boot_used;
+static _Atomic int init_state;           /* 0 not started, 1 resolving, 2 done */
+static _Atomic unsigned long init_thread;
+
+static void *boot_alloc(size_t n, size_t align)
+{
+    if (align < 16)
+        align = 16;
+    size_t old = atomic_load(&boot_used), start, end;
+    do {
+        start = (old + align - 1) & ~(align - 1);
+        end = start + n;
+        if (end > sizeof(boot_buf) || end < start)
+            return NULL;
+    } while (!atomic_compare_exchange_weak(&boot_used, &old, end));
+    return boot_buf + start;
+}
+
+static inline int boot_owns(const void *p)
+{
+    return (const char *)p >= boot_buf && (const char *)p < boot_buf + sizeof(boot_buf);
+}
+
+#define RESOLVE(name) (*(void **)&hs_real.name = dlsym(RTLD_NEXT, #name))
+
+void hs_hooks_init(void)
+{
+    if (HS_LIKELY(atomic_load_explicit(&init_state, memory_order_acquire) == 2))
+        return;
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&init_state, &expected, 1)) {
+        atomic_store(&init_thread, (unsigned long)pthread_self());
+        /* Keys below 32 are stored in the thread descriptor: setting one never allocates.  A
+         * higher key would allocate inside the hook that sets it, so then nothing is traced. */
+        if (pthread_key_create(&hs_guard_key, NULL) == 0 && hs_guard_key < 32)
+            atomic_store_explicit(&hs_guard_ready, 1, memory_order_release);
+        RESOLVE(malloc);
+        RESOLVE(free);
+        RESOLVE(calloc);
+        RESOLVE(realloc);
+        RESOLVE(reallocarray);
+        RESOLVE(posix_memalign);
+        RESOLVE(aligned_alloc);
+        RESOLVE(memalign);
+        RESOLVE(valloc);
+        RESOLVE(pvalloc);
+        RESOLVE(dlclose);
+        atomic_store_explicit(&init_state, 2, memory_order_release);
+        if (!atomic_load(&hs_guard_ready))
+            hs_log("cannot trace: no low thread-specific key is free (got %u)",
+                   (unsigned)hs_guard_key);
+        return;
+    }
+    if (atomic_load(&init_thread) == (unsigned long)pthread_self())
+        return;                              /* dlsym allocating: the caller uses boot_alloc */
+    while (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
+        sched_yield();
+}
+
+/* Memory for the tracer's own objects: the real allocator, never traced. */
+static void *boot_realloc(void *p, size_t n, void *(*alloc)(size_t));
+
+void *hs_malloc(size_t n)
+{
+    hs_hooks_init();
+    return hs_real.malloc ? hs_real.malloc(n) : boot_alloc(n, 16);
+}
+void *hs_calloc(size_t n, size_t m)
+{
+    hs_hooks_init();
+    if (hs_real.calloc)
+        return hs_real.calloc(n, m);
+    if (m && n > SIZE_MAX / m)
+        return NULL;
+    return boot_alloc(n * m, 16);           /* static memory is zeroed */
+}
+void *hs_realloc(void *p, size_t n)
+{
+    hs_hooks_init();
+    if (hs_real.realloc == NULL || boot_owns(p))
+        return boot_realloc(p, n, hs_malloc);
+    return hs_real.realloc(p, n);
+}
+void hs_free(void *p)
+{
+    if (p != NULL && !boot_owns(p))
+        hs_real.free(p);
+}
+
+/* ---- recording ------------------------------------------------------------------------------- */
+
+_Atomic int hs_env_done;
+
+/* 1 when the real functions are known (and the environment was read); 0 while this thread is
+ * resolving them, when the caller must serve the request from the start-up buffer. */
+static inline int ensure_ready(void)
+{
+    if (HS_UNLIKELY(atomic_load_explicit(&init_state, memory_order_acquire) != 2)) {
+        hs_hooks_init();
+        if (atomic_load_explicit(&init_state, memory_order_acquire) != 2)
+            return 0;
+    }
+    if (HS_UNLIKELY(!atomic_load_explicit(&hs_env_done, memory_order_acquire)))
+        hs_env_activate();
+    return 1;
+}
+
+/* realloc of a start-up block: its size is unknown, so copy what can be there. */
+static void *boot_realloc(void *p, size_t n, void *(*alloc)(size_t))
+{
+    void *q = alloc(n);
+    if (q != NULL && p != NULL) {
+        size_t avail = (size_t)(boot_buf + sizeof(boot_buf) - (char *)p);
+        memcpy(q, p, n < avail ? n : avail);
+    }
+    return q;
+}
+static void *boot_malloc(size_t n) { return boot_alloc(n, 16); }
+
+/* pre: guard held, p a new block of the program's. */
+static void record_alloc(void *p, size_t size)
+{
+    uint32_t stack = hs_capture_stack();
+    size_t old;
+    int replaced;
+    int r = hs_live_put(0, (uintptr_t)p, size, stack, &old, &replaced);
+    if (r == -ENOMEM) {
+        atomic_fetch_add(&hs_st.lost_blocks, 1);
+        atomic_fetch_add(&hs_st.lost_bytes, size);
+        atomic_store(&hs_st.oom, 1);
+    }
+}
+
+/* pre: guard held.  Drops p's trace; counts a free of a block never seen. */
+static int record_free(void *p, hs_live *old)
+{
+    int had = hs_live_del(0, (uintptr_t)p, old);
+    if (!had)
+        atomic_fetch_add(&hs_st.unknown_frees, 1);
+    return had;
+}
+
+HS_HIDDEN void hs_record_alloc(void *p, size_t size) { record_alloc(p, size); }
+HS_HIDDEN void hs_record_free(void *p) { record_free(p, NULL); }
+
+/* ---- the hooks ------------------------------------------------------------------------------- */
+
+#define HOOK __attribute__((visibility("default")))
+
+HOOK void *malloc(size_t n)
+{
+    if (HS_UNLIKELY(!ensure_ready()))
+        return boot_alloc(n, 16);
+    if (!hs_tracing() || !hs_guard_enter())
+        return hs_real.malloc(n);
+    void *p = hs_real.malloc(n);
+    if (p != NULL)
+        record_alloc(p, n);
+    hs_guard_leave();
+    return p;
+}
+
+HOOK void free(void *p)
+{
+    if (p == NULL || boot_owns(p))
+        return;
+    if (HS_UNLIKELY(hs_real.free == NULL))
+        return;                              /* impossible: no real block exists yet */
+    if (hs_tracing() && hs_guard_enter()) {
+        record_free(p, NULL);                /* before the real free: see tracer.h rule 3 */
+        hs_real.free(p);
+        hs_guard_leave();
+        return;
+    }
+    hs_real.free(p);
+}
+
+HOOK void *calloc(size_t n, size_t m)
+{
+    if (HS_UNLIKELY(!ensure_ready()))
+        return (m && n > SIZE_MAX / m) ? NULL : boot_alloc(n * m, 16);
+    if (!hs_tracing() || !hs_guard_enter())
+        return hs_real.calloc(n, m);
+    void *p = hs_real.calloc(n, m);
+    if (p != NULL)
+        record_alloc(p, n * m);              /* no overflow: the real calloc succeeded */
+    hs_guard_leave();
+    return p;
+}
+
+/* realloc and reallocarray: SPEC section 1.  The old trace is dropped before the real call (after
+ * it, another thread could be given the old address) and put back if the call fails. */
+static void *realloc_common(void *p, size_t n, void *q_real(void *, size_t, size_t),
+                            size_t a, size_t b)
+{
+    hs_live old;
+    int had = record_free(p, &old);
+    void *q = q_real(p, a, b);
+    if (q == NULL) {
+        if (n != 0 && had) {                 /* failed: p is still the program's */
+            size_t ignored;
+            int replaced;
+            hs_live_put(0, (uintptr_t)p, old.size, old.stack, &ignored, &replaced);
+        }
+    } else {
+        record_alloc(q, n);
+    }
+    return q;
+}
+
+static void *call_realloc(void *p, size_t n, size_t unused)
+{
+    (void)unused;
+    return hs_real.realloc(p, n);
+}
+static void *call_reallocarray(void *p, size_t a, size_t b)
+{
+    return hs_real.reallocarray(p, a, b);
+}
+
+HOOK void *realloc(void *p, size_t n)
+{
+    if (HS_UNLIKELY(!ensure_ready()))
+        return boot_realloc(p, n, boot_malloc);
+    if (boot_owns(p))
+        return boot_realloc(p, n, malloc);
+    if (!hs_tracing() || !hs_guard_enter())
+        return hs_real.realloc(p, n);
+    void *q;
+    if (p == NULL) {
+        q = hs_real.realloc(NULL, n);
+        if (q != NULL)
+            record_alloc(q, n);
+    } else {
+        q = realloc_common(p, n, call_realloc, n, 0);
+    }
+    hs_guard_leave();
+    return q;
+}
+
+HOOK void *reallocarray(void *p, size_t a, size_t b)
+{
+    size_t n;
+    if (__builtin_mul_overflow(a, b, &n)) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    if (!ensure_ready() || hs_real.reallocarray == NULL || boot_owns(p))
+        return realloc(p, n);
+    if (!hs_tracing() || !hs_guard_enter())
+        return hs_real.reallocarray(p, a, b);
+    void *q;
+    if (p == NULL) {
+        q = hs_real.reallocarray(NULL, a, b);
+        if (q != NULL)
+            record_alloc(q, n);
+    } else {
+        q = realloc_common(p, n, call_reallocarray, a, b);
+    }
+    hs_guard_leave();
+    return q;
+}
+
+HOOK int posix_memalign(void **out, size_t align, size_t n)
+{
+    if (HS_UNLIKELY(!ensure_ready())) {
+        *out = boot_alloc(n, align);
+        return *out ? 0 : ENOMEM;
+    }
+    if (!hs_tracing() || !hs_guard_enter())
+        return hs_real.posix_memalign(out, align, n);
+    int r = hs_real.posix_memalign(out, align, n);
+    if (r == 0)
+        record_alloc(*out, n);
+    hs_guard_leave();
+    return r;
+}
+
+/* aligned_alloc, memalign, valloc and pvalloc share one shape. */
+#define ALIGNED_HOOK(name, params, args, boot_align, recorded)                                  \
+    HOOK void *name params                                                                      \
+    {                                                                                           \
+        if (HS_UNLIKELY(!ensure_ready() || hs_real.name == NULL))                               \
+            return boot_alloc(recorded, boot_align);                                            \
+        if (!hs_tracing() || !hs_guard_enter())                                                 \
+            return hs_real.name args;                                                           \
+        void *p = hs_real.name args;                                                            \
+        if (p != NULL)                                                                          \
+            record_alloc(p, recorded);                                                          \
+        hs_guard_leave();                                                                       \
+        return p;                                                                               \
+    }
+
+static size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+/* pvalloc promises (and valgrind counts) the size rounded up to whole pages, at least one. */
+static size_t page_round(size_t n)
+{
+    size_t ps = page_size();
+    return n == 0 ? ps : (n + ps - 1) & ~(ps - 1);
+}
+
+ALIGNED_HOOK(aligned_alloc, (size_t align, size_t n), (align, n), align, n)
+ALIGNED_HOOK(memalign, (size_t align, size_t n), (align, n), align, n)
+ALIGNED_HOOK(valloc, (size_t n), (n), page_size(), n)
+ALIGNED_HOOK(pvalloc, (size_t n), (n), page_size(), page_round(n))
+
+/* dlclose: before the library goes, the symbolizer notes where it was, so frames captured in it
+ * stay resolvable in later snapshots. */
+HOOK int dlclose(void *handle)
+{
+    if (ensure_ready() && hs_tracing() && hs_guard_enter()) {
+        hs_sym_refresh_modules();
+        hs_guard_leave();
+    }
+    if (HS_UNLIKELY(hs_real.dlclose == NULL)) {
+        errno = ENOSYS;
+        return -1;
+    }
+    return hs_real.dlclose(handle);
+}

@@ -1,0 +1,566 @@
+/*
+ * tables.c - the tracer's two tables: distinct stacks, and live blocks.
+ *
+ * Stacks: each distinct captured stack is stored once and named by a 32-bit id, so a live block
+ * costs {address, size, stack id} however deep its stack is, and memory grows with call sites,
+ * not with allocations.  16 shards by stack hash, each with its own lock, hash index and
+ * append-only record arena.  Records are immutable once published and never freed, so a
+ * snapshot reads them by id without a lock.
+ *
+ * Live blocks: 64 shards by address hash, each a lock and an open-addressing table (linear
+ * probing, backward-shift deletion, no tombstones) of 16-byte packed entries: 48 bits of address,
+ * 48 bits of size and the 32-bit stack id.  Blocks of other domains (hs_track), and the rare
+ * address or size that does not fit, go to one "wide" table with its own lock.
+ *
+ * All table memory comes from mmap, is counted for hs_get_tracer_memory(), and is never given
+ * back while other threads may use it (tracer.h, rule 5).  Locks guard: a live shard's lock its
+ * entries, count and capacity; a stack shard's lock its index and arena; wide_lock the wide table.
+ * The traced-memory counters are changed under the lock of the entry they account for, so that
+ * copying all shards under all locks gives counters that match the copy.
+ */
+#include "tracer.h"
+
+#include <errno.h>
+#include <sys/mman.h>
+
+static _Atomic size_t mapped_bytes;
+
+void *hs_map(size_t n)
+{
+    void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    atomic_fetch_add(&mapped_bytes, n);
+    return p;
+}
+
+void hs_unmap(void *p, size_t n)
+{
+    munmap(p, n);
+    atomic_fetch_sub(&mapped_bytes, n);
+}
+
+size_t hs_tables_memory(void) { return atomic_load(&mapped_bytes); }
+
+static const pthread_mutex_t mutex_init = PTHREAD_MUTEX_INITIALIZER;
+
+/* ---- counters --------------------------------------------------------------------------------- */
+
+void hs_count_add(size_t size)
+{
+    size_t cur = atomic_fetch_add_explicit(&hs_st.current, size, memory_order_relaxed) + size;
+    size_t peak = atomic_load_explicit(&hs_st.peak, memory_order_relaxed);
+    while (cur > peak &&
+           !atomic_compare_exchange_weak_explicit(&hs_st.peak, &peak, cur, memory_order_relaxed,
+                                                  memory_order_relaxed))
+        ;
+}
+
+void hs_count_sub(size_t size)
+{
+    atomic_fetch_sub_explicit(&hs_st.current, size, memory_order_relaxed);
+}
+
+/* ---- stacks ------------------------------------------------------------------------------------ */
+
+#define STACK_SHARDS 16
+#define DIR_CHUNK 4096                       /* record pointers per directory chunk */
+#define DIR_CHUNKS 4096                      /* => 16 M stacks per shard */
+#define ARENA_CHUNK (1u << 20)
+
+typedef struct stack_shard {
+    pthread_mutex_t lock;
+    uint32_t *index;                         /* local ids, 0 = empty */
+    size_t index_cap, count;
+    char *arena_cur, *arena_end;
+    const hs_stack *_Atomic *_Atomic dir[DIR_CHUNKS];
+} stack_shard;
+
+static stack_shard stacks[STACK_SHARDS] = {
+    [0 ... STACK_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+static uint64_t stack_hash(const uintptr_t *pcs, uint32_t n)
+{
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
+    for (uint32_t i = 0; i < n; i++)
+        h = hs_mix64(h ^ pcs[i]);
+    return h | 1;                            /* never 0 */
+}
+
+const hs_stack *hs_stacks_get(uint32_t id)
+{
+    if (id == 0)
+        return NULL;
+    stack_shard *sh = &stacks[id % STACK_SHARDS];
+    uint32_t local = id / STACK_SHARDS;
+    const hs_stack *_Atomic *chunk = atomic_load_explicit(&sh->dir[local / DIR_CHUNK],
+                                                          memory_order_acquire);
+    return chunk ? atomic_load_explicit(&chunk[local % DIR_CHUNK], memory_order_acquire) : NULL;
+}
+
+static const hs_stack *local_get(stack_shard *sh, uint32_t local)
+{
+    return atomic_load_explicit(&sh->dir[local / DIR_CHUNK], memory_order_relaxed)[local % DIR_CHUNK];
+}
+
+/* pre: sh->lock held. */
+static int index_grow_unlocked(stack_shard *sh)
+{
+    size_t cap = sh->index_cap ? sh->index_cap * 2 : 1024;
+    uint32_t *t = hs_map(cap * sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < sh->index_cap; i++) {
+        uint32_t local = sh->index[i];
+        if (local == 0)
+            continue;
+        size_t j = local_get(sh, local)->hash & (cap - 1);
+        while (t[j] != 0)
+            j = (j + 1) & (cap - 1);
+        t[j] = local;
+    }
+    if (sh->index != NULL)
+        hs_unmap(sh->index, sh->index_cap * sizeof(*t));
+    sh->index = t;
+    sh->index_cap = cap;
+    return 0;
+}
+
+/* pre: sh->lock held.  A new record, published under a new local id; 0 on ENOMEM. */
+static uint32_t stack_add_unlocked(stack_shard *sh, const uintptr_t *pcs, uint32_t n, uint64_t h)
+{
+    uint32_t local = (uint32_t)sh->count + 1;
+    if (local / DIR_CHUNK >= DIR_CHUNKS || (uint64_t)local * STACK_SHARDS > UINT32_MAX)
+        return 0;
+    size_t need = (sizeof(hs_stack) + n * sizeof(uintptr_t) + 15) & ~(size_t)15;
+    if ((size_t)(sh->arena_end - sh->arena_cur) < need) {
+        size_t size = need > ARENA_CHUNK ? need : ARENA_CHUNK;
+        char *c = hs_map(size);
+        if (c == NULL)
+            return 0;
+        sh->arena_cur = c;
+        sh->arena_end = c + size;
+    }
+    const hs_stack *_Atomic *chunk = atomic_load_explicit(&sh->dir[local / DIR_CHUNK],
+                                                          memory_order_relaxed);
+    if (chunk == NULL) {
+        chunk = hs_map(DIR_CHUNK * sizeof(*chunk));
+        if (chunk == NULL)
+            return 0;
+        atomic_store_explicit(&sh->dir[local / DIR_CHUNK], chunk, memory_order_release);
+    }
+    hs_stack *s = (hs_stack *)sh->arena_cur;
+    sh->arena_cur += need;
+    s->hash = h;
+    s->n = n;
+    memcpy(s->pcs, pcs, n * sizeof(uintptr_t));
+    atomic_store_explicit(&chunk[local % DIR_CHUNK], s, memory_order_release);
+    sh->count++;
+    return local;
+}
+
+uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
+{
+    uint64_t h = stack_hash(pcs, n);
+    unsigned si = (unsigned)(h >> 60) % STACK_SHARDS;
+    stack_shard *sh = &stacks[si];
+    uint32_t id = 0;
+    pthread_mutex_lock(&sh->lock);
+    if ((sh->count + 1) * 2 > sh->index_cap && index_grow_unlocked(sh) < 0)
+        goto out;
+    size_t j = h & (sh->index_cap - 1);
+    for (uint32_t local; (local = sh->index[j]) != 0; j = (j + 1) & (sh->index_cap - 1)) {
+        const hs_stack *s = local_get(sh, local);
+        if (s->hash == h && s->n == n && memcmp(s->pcs, pcs, n * sizeof(uintptr_t)) == 0) {
+            id = local * STACK_SHARDS + si;
+            goto out;
+        }
+    }
+    uint32_t local = stack_add_unlocked(sh, pcs, n, h);
+    if (local != 0) {
+        sh->index[j] = local;
+        id = local * STACK_SHARDS + si;
+    }
+out:
+    pthread_mutex_unlock(&sh->lock);
+    return id;
+}
+
+/* ---- live blocks ------------------------------------------------------------------------------- */
+
+#define LIVE_SHARDS 64
+#define ADDR_BITS 48
+#define ADDR_MASK ((UINT64_C(1) << ADDR_BITS) - 1)
+
+typedef struct packed { uint64_t a, b; } packed;   /* a: addr | size_hi16 << 48; b: stack | size_lo32 << 32 */
+
+static inline packed pack(uintptr_t addr, size_t size, uint32_t stack)
+{
+    return (packed){ .a = addr | ((uint64_t)(size >> 32) << ADDR_BITS),
+                     .b = stack | ((uint64_t)(size & 0xffffffffu) << 32) };
+}
+static inline uintptr_t p_addr(packed e) { return e.a & ADDR_MASK; }
+static inline size_t p_size(packed e) { return (size_t)((e.a >> ADDR_BITS) << 32 | e.b >> 32); }
+static inline uint32_t p_stack(packed e) { return (uint32_t)e.b; }
+
+typedef struct live_shard {
+    pthread_mutex_t lock;
+    packed *ents;
+    size_t cap;
+    _Atomic size_t count;                    /* changed under lock; read racily for sizing */
+} __attribute__((aligned(64))) live_shard;
+
+static live_shard live[LIVE_SHARDS] = {
+    [0 ... LIVE_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
+};
+
+static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr); }
+static inline live_shard *shard_of(uint64_t h) { return &live[h >> 58]; }
+
+/* The wide table: (domain, address) for everything the packed one cannot hold; an open-addressing
+ * table of its own, under wide_lock. */
+typedef struct wide_ent { uintptr_t addr; size_t size; uint32_t stack; unsigned domain; int used; } wide_ent;
+static pthread_mutex_t wide_lock = PTHREAD_MUTEX_INITIALIZER;
+static wide_ent *wide;
+static size_t wide_cap;
+static _Atomic size_t wide_count;            /* read without the lock by live_take's fast path */
+
+static inline uint64_t wide_hash(unsigned domain, uintptr_t addr)
+{
+    return hs_mix64(addr ^ ((uint64_t)domain << 48) ^ ((uint64_t)domain >> 16));
+}
+
+static inline int fits_packed(unsigned domain, uintptr_t addr, size_t size)
+{
+    return domain == 0 && addr != 0 && (addr & ~ADDR_MASK) == 0 && ((uint64_t)size >> 48) == 0;
+}
+
+/* pre: sh->lock held. */
+static int live_grow_unlocked(live_shard *sh)
+{
+    size_t cap = sh->cap ? sh->cap * 2 : 1024;
+    packed *t = hs_map(cap * sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < sh->cap; i++) {
+        if (sh->ents[i].a == 0)
+            continue;
+        size_t j = addr_hash(p_addr(sh->ents[i])) & (cap - 1);
+        while (t[j].a != 0)
+            j = (j + 1) & (cap - 1);
+        t[j] = sh->ents[i];
+    }
+    if (sh->ents != NULL)
+        hs_unmap(sh->ents, sh->cap * sizeof(*t));
+    sh->ents = t;
+    sh->cap = cap;
+    return 0;
+}
+
+/* pre: sh->lock held.  Slot of addr, or -1. */
+static ptrdiff_t live_find_unlocked(live_shard *sh, uintptr_t addr, uint64_t h)
+{
+    if (sh->cap == 0)
+        return -1;
+    for (size_t j = h & (sh->cap - 1);; j = (j + 1) & (sh->cap - 1)) {
+        if (sh->ents[j].a == 0)
+            return -1;
+        if (p_addr(sh->ents[j]) == addr)
+            return (ptrdiff_t)j;
+    }
+}
+
+/* pre: sh->lock held.  Backward-shift deletion keeps every probe chain unbroken. */
+static void live_remove_at_unlocked(live_shard *sh, size_t i)
+{
+    size_t mask = sh->cap - 1;
+    for (size_t j = (i + 1) & mask; sh->ents[j].a != 0; j = (j + 1) & mask) {
+        size_t home = addr_hash(p_addr(sh->ents[j])) & mask;
+        /* Move ents[j] into the hole at i when its home is not in (i, j]. */
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            sh->ents[i] = sh->ents[j];
+            i = j;
+        }
+    }
+    sh->ents[i].a = 0;
+    sh->ents[i].b = 0;
+    atomic_store_explicit(&sh->count, sh->count - 1, memory_order_relaxed);
+}
+
+/* pre: wide_lock held.  Slot of (domain, addr), or -1. */
+static ptrdiff_t wide_find_unlocked(unsigned domain, uintptr_t addr)
+{
+    if (wide_cap == 0)
+        return -1;
+    for (size_t j = wide_hash(domain, addr) & (wide_cap - 1);; j = (j + 1) & (wide_cap - 1)) {
+        if (!wide[j].used)
+            return -1;
+        if (wide[j].addr == addr && wide[j].domain == domain)
+            return (ptrdiff_t)j;
+    }
+}
+
+/* pre: wide_lock held. */
+static int wide_grow_unlocked(void)
+{
+    size_t cap = wide_cap ? wide_cap * 2 : 256;
+    wide_ent *t = hs_map(cap * sizeof(*t));
+    if (t == NULL)
+        return -ENOMEM;
+    for (size_t i = 0; i < wide_cap; i++) {
+        if (!wide[i].used)
+            continue;
+        size_t j = wide_hash(wide[i].domain, wide[i].addr) & (cap - 1);
+        while (t[j].used)
+            j = (j + 1) & (cap - 1);
+        t[j] = wide[i];
+    }
+    if (wide != NULL)
+        hs_unmap(wide, wide_cap * sizeof(*t));
+    wide = t;
+    wide_cap = cap;
+    return 0;
+}
+
+/* pre: wide_lock held.  Backward-shift deletion, as live_remove_at_unlocked. */
+static void wide_remove_at_unlocked(size_t i)
+{
+    size_t mask = wide_cap - 1;
+    for (size_t j = (i + 1) & mask; wide[j].used; j = (j + 1) & mask) {
+        size_t home = wide_hash(wide[j].domain, wide[j].addr) & mask;
+        if (((j - home) & mask) >= ((j - i) & mask)) {
+            wide[i] = wide[j];
+            i = j;
+        }
+    }
+    wide[i].used = 0;
+    atomic_fetch_sub_explicit(&wide_count, 1, memory_order_relaxed);
+}
+
+static int wide_put(unsigned domain, uintptr_t addr, size_t size, uint32_t stack, size_t *old_size,
+                    int *replaced)
+{
+    int r = 0;
+    pthread_mutex_lock(&wide_lock);
+    if (!hs_tracing()) {
+        r = -ECANCELED;
+        goto out;
+    }
+    ptrdiff_t i = wide_find_unlocked(domain, addr);
+    if (i >= 0) {
+        *old_size = wide[i].size;
+        *replaced = 1;
+        hs_count_sub(wide[i].size);
+        wide[i].size = size;
+        wide[i].stack = stack;
+        hs_count_add(size);
+        goto out;
+    }
+    if ((wide_count + 1) * 2 > wide_cap && wide_grow_unlocked() < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
+    size_t j = wide_hash(domain, addr) & (wide_cap - 1);
+    while (wide[j].used)
+        j = (j + 1) & (wide_cap - 1);
+    wide[j] = (wide_ent){ addr, size, stack, domain, 1 };
+    atomic_fetch_add_explicit(&wide_count, 1, memory_order_relaxed);
+    hs_count_add(size);
+out:
+    pthread_mutex_unlock(&wide_lock);
+    return r;
+}
+
+int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack,
+                size_t *old_size, int *replaced)
+{
+    *old_size = 0;
+    *replaced = 0;
+    if (!fits_packed(domain, addr, size))
+        return wide_put(domain, addr, size, stack, old_size, replaced);
+    uint64_t h = addr_hash(addr);
+    live_shard *sh = shard_of(h);
+    int r = 0;
+    pthread_mutex_lock(&sh->lock);
+    if (!hs_tracing()) {                     /* stopped while we unwound */
+        r = -ECANCELED;
+        goto out;
+    }
+    if ((sh->count + 1) * 4 > sh->cap * 3 && live_grow_unlocked(sh) < 0) {
+        r = -ENOMEM;
+        goto out;
+    }
+    size_t j = h & (sh->cap - 1);
+    for (; sh->ents[j].a != 0; j = (j + 1) & (sh->cap - 1)) {
+        if (p_addr(sh->ents[j]) == addr) {
+            *old_size = p_size(sh->ents[j]);
+            *replaced = 1;
+            hs_count_sub(*old_size);
+            sh->ents[j] = pack(addr, size, stack);
+            hs_count_add(size);
+            goto out;
+        }
+    }
+    sh->ents[j] = pack(addr, size, stack);
+    atomic_store_explicit(&sh->count, sh->count + 1, memory_order_relaxed);
+    hs_count_add(size);
+out:
+    pthread_mutex_unlock(&sh->lock);
+    return r;
+}
+
+static int wide_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
+{
+    pthread_mutex_lock(&wide_lock);
+    ptrdiff_t i = wide_find_unlocked(domain, addr);
+    if (i >= 0) {
+        if (out)
+            *out = (hs_live){ addr, wide[i].size, wide[i].stack, domain };
+        if (remove) {
+            hs_count_sub(wide[i].size);
+            wide_remove_at_unlocked((size_t)i);
+        }
+    }
+    pthread_mutex_unlock(&wide_lock);
+    return i >= 0;
+}
+
+static int live_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
+{
+    if (domain != 0 || addr == 0 || (addr & ~ADDR_MASK) != 0 ||
+        atomic_load_explicit(&wide_count, memory_order_relaxed) != 0) {
+        /* Blocks whose size needed the wide table are domain 0 too: look there as well. */
+        if (wide_take(domain, addr, out, remove))
+            return 1;
+        if (domain != 0 || addr == 0 || (addr & ~ADDR_MASK) != 0)
+            return 0;
+    }
+    uint64_t h = addr_hash(addr);
+    live_shard *sh = shard_of(h);
+    pthread_mutex_lock(&sh->lock);
+    ptrdiff_t i = live_find_unlocked(sh, addr, h);
+    if (i >= 0) {
+        packed e = sh->ents[i];
+        if (out)
+            *out = (hs_live){ addr, p_size(e), p_stack(e), 0 };
+        if (remove) {
+            hs_count_sub(p_size(e));
+            live_remove_at_unlocked(sh, (size_t)i);
+        }
+    }
+    pthread_mutex_unlock(&sh->lock);
+    return i >= 0;
+}
+
+int hs_live_del(unsigned int domain, uintptr_t addr, hs_live *out)
+{
+    return live_take(domain, addr, out, 1);
+}
+
+int hs_live_get(unsigned int domain, uintptr_t addr, hs_live *out)
+{
+    return live_take(domain, addr, out, 0);
+}
+
+static void lock_live_all(void)
+{
+    for (int i = 0; i < LIVE_SHARDS; i++)
+        pthread_mutex_lock(&live[i].lock);
+    pthread_mutex_lock(&wide_lock);
+}
+
+static void unlock_live_all(void)
+{
+    pthread_mutex_unlock(&wide_lock);
+    for (int i = LIVE_SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&live[i].lock);
+}
+
+static size_t live_count_racy(void)
+{
+    size_t n = wide_count;
+    for (int i = 0; i < LIVE_SHARDS; i++)
+        n += atomic_load_explicit(&live[i].count, memory_order_relaxed);
+    return n;
+}
+
+int hs_live_copy(hs_live **out, size_t *n_out, size_t *current, size_t *peak)
+{
+    /* Allocate outside the locks, with slack; retry if the program outgrew it meanwhile. */
+    for (;;) {
+        size_t want = live_count_racy();
+        size_t cap = want + want / 8 + 1024;
+        hs_live *buf = hs_malloc(cap * sizeof(*buf));
+        if (buf == NULL)
+            return -ENOMEM;
+        lock_live_all();
+        size_t total = wide_count;
+        for (int i = 0; i < LIVE_SHARDS; i++)
+            total += live[i].count;
+        if (total > cap) {
+            unlock_live_all();
+            hs_free(buf);
+            continue;
+        }
+        size_t k = 0;
+        for (int i = 0; i < LIVE_SHARDS; i++) {
+            live_shard *sh = &live[i];
+            for (size_t j = 0; j < sh->cap; j++)
+                if (sh->ents[j].a != 0)
+                    buf[k++] = (hs_live){ p_addr(sh->ents[j]), p_size(sh->ents[j]),
+                                          p_stack(sh->ents[j]), 0 };
+        }
+        for (size_t j = 0; j < wide_cap; j++)
+            if (wide[j].used)
+                buf[k++] = (hs_live){ wide[j].addr, wide[j].size, wide[j].stack, wide[j].domain };
+        *current = atomic_load(&hs_st.current);
+        *peak = atomic_load(&hs_st.peak);
+        unlock_live_all();
+        *out = buf;
+        *n_out = k;
+        return 0;
+    }
+}
+
+void hs_live_clear(void)
+{
+    lock_live_all();
+    for (int i = 0; i < LIVE_SHARDS; i++) {
+        live_shard *sh = &live[i];
+        if (sh->ents != NULL)
+            memset(sh->ents, 0, sh->cap * sizeof(*sh->ents));
+        sh->count = 0;
+    }
+    if (wide != NULL)
+        memset(wide, 0, wide_cap * sizeof(*wide));
+    atomic_store(&wide_count, 0);
+    atomic_store(&hs_st.current, 0);
+    atomic_store(&hs_st.peak, 0);
+    unlock_live_all();
+}
+
+/* ---- fork --------------------------------------------------------------------------------------- */
+
+void hs_tables_lock_all(void)
+{
+    for (int i = 0; i < STACK_SHARDS; i++)
+        pthread_mutex_lock(&stacks[i].lock);
+    lock_live_all();
+}
+
+void hs_tables_unlock_all(void)
+{
+    unlock_live_all();
+    for (int i = STACK_SHARDS - 1; i >= 0; i--)
+        pthread_mutex_unlock(&stacks[i].lock);
+}
+
+void hs_tables_reinit_locks(void)
+{
+    for (int i = 0; i < STACK_SHARDS; i++)
+        memcpy(&stacks[i].lock, &mutex_init, sizeof(mutex_init));
+    for (int i = 0; i < LIVE_SHARDS; i++)
+        memcpy(&live[i].lock, &mutex_init, sizeof(mutex_init));
+    memcpy(&wide_lock, &mutex_init, sizeof(mutex_init));
+}

@@ -1,0 +1,348 @@
+/*
+ * tracer.c - the tracing lifecycle (SPEC section 1), activation from the environment, fork
+ * handling, the final snapshot at exit, and the tracer's messages.
+ *
+ * Environment (read at the first hooked call, or in the constructor if the environment is not
+ * set up yet):
+ *   HEAPSNAP_FRAMES=N        start tracing at once with traceback limit N (1..65535)
+ *   HEAPSNAP_OUTPUT=PATH     write the final snapshot there (made absolute now; a forked child
+ *                            writes PATH.<pid>)
+ *   HEAPSNAP_TRIM=0|1        allocation-site trimming (default 1)
+ *   HEAPSNAP_ALLOC_FN=P:P    glob patterns of wrapper functions to trim from allocation sites
+ *   HEAPSNAP_FOLLOW_FORK=0|1 forked children keep tracing (default 1)
+ *   HEAPSNAP_LOG=PATH        where the tracer's messages go (default: standard error)
+ * A bad value gives one message and leaves tracing off; the program runs normally.
+ */
+#include "tracer.h"
+#include "symbolize.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+extern int __cxa_atexit(void (*fn)(void *), void *arg, void *dso);
+
+hs_state hs_st = { .limit = 1, .trim = 1 };
+extern _Atomic int hs_env_done;
+
+/* Guards start/stop/clear against each other and against fork (state_lock, taken first). */
+static pthread_mutex_t state_lock = PTHREAD_MUTEX_INITIALIZER;
+static const pthread_mutex_t state_lock_init = PTHREAD_MUTEX_INITIALIZER;
+
+static char output_base[4096];              /* HEAPSNAP_OUTPUT, absolute; "" = none */
+static char output_path[4200];              /* this process's final snapshot */
+static char log_path[4096];
+static int follow_fork = 1;
+static _Atomic int atfork_done;
+
+/* ---- messages ---------------------------------------------------------------------------------- */
+
+/* One line, "heapsnap: <pid>: ...", to HEAPSNAP_LOG (opened and closed per message: the tracer
+ * holds no descriptor of the program's) or to standard error. */
+void hs_log(const char *fmt, ...)
+{
+    char buf[1024];
+    int n = snprintf(buf, sizeof(buf), "heapsnap: %d: ", (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    n += vsnprintf(buf + n, sizeof(buf) - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    if (n > (int)sizeof(buf) - 2)
+        n = (int)sizeof(buf) - 2;
+    buf[n++] = '\n';
+    int fd = 2, opened = 0;
+    if (log_path[0] != '\0') {
+        fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        opened = fd >= 0;
+        if (!opened)
+            fd = 2;
+    }
+    for (ssize_t off = 0; off < n;) {
+        ssize_t w = write(fd, buf + off, (size_t)(n - off));
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += w;
+    }
+    if (opened)
+        close(fd);
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------------- */
+
+static void atfork_prepare(void);
+static void atfork_parent(void);
+static void atfork_child(void);
+
+static double monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int hs_start(int nframes)
+{
+    if (nframes < 1 || nframes > HS_MAX_FRAMES)
+        return -EINVAL;
+    hs_hooks_init();
+    if (!atomic_load(&hs_guard_ready))
+        return -ENOTSUP;
+    int g = hs_guard_enter();
+    if (!atomic_exchange(&atfork_done, 1))
+        pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
+    pthread_mutex_lock(&state_lock);
+    if (!hs_tracing()) {
+        hs_live_clear();
+        atomic_store(&hs_st.limit, nframes);
+        hs_st.start_monotonic = monotonic();
+        atomic_store(&hs_st.lost_blocks, 0);
+        atomic_store(&hs_st.lost_bytes, 0);
+        atomic_store(&hs_st.unknown_frees, 0);
+        atomic_store(&hs_st.oom, 0);
+        atomic_store(&hs_st.tracing, 1);
+    }
+    pthread_mutex_unlock(&state_lock);
+    if (g)
+        hs_guard_leave();
+    return 0;
+}
+
+void hs_stop(void)
+{
+    pthread_mutex_lock(&state_lock);
+    if (hs_tracing()) {
+        atomic_store(&hs_st.tracing, 0);     /* hooks re-check it under the table locks */
+        hs_live_clear();
+    }
+    pthread_mutex_unlock(&state_lock);
+}
+
+int hs_is_tracing(void) { return hs_tracing(); }
+int hs_get_traceback_limit(void) { return atomic_load(&hs_st.limit); }
+
+void hs_clear_traces(void)
+{
+    pthread_mutex_lock(&state_lock);
+    if (hs_tracing())
+        hs_live_clear();
+    pthread_mutex_unlock(&state_lock);
+}
+
+void hs_get_traced_memory(size_t *current, size_t *peak)
+{
+    size_t c = 0, p = 0;
+    if (hs_tracing()) {
+        c = atomic_load(&hs_st.current);
+        p = atomic_load(&hs_st.peak);
+        if (p < c)
+            p = c;
+    }
+    if (current)
+        *current = c;
+    if (peak)
+        *peak = p;
+}
+
+void hs_reset_peak(void)
+{
+    if (hs_tracing())
+        atomic_store(&hs_st.peak, atomic_load(&hs_st.current));
+}
+
+size_t hs_get_tracer_memory(void)
+{
+    return hs_tracing() ? hs_tables_memory() + hs_sym_memory() : 0;
+}
+
+int hs_track(unsigned int domain, uintptr_t ptr, size_t size)
+{
+    if (!hs_tracing())
+        return HS_ENOTTRACING;
+    int g = hs_guard_enter();
+    uint32_t stack = hs_capture_stack();
+    size_t old;
+    int replaced;
+    int r = hs_live_put(domain, ptr, size, stack, &old, &replaced);
+    if (g)
+        hs_guard_leave();
+    if (r == -ECANCELED)
+        return HS_ENOTTRACING;
+    if (r == -ENOMEM) {
+        atomic_store(&hs_st.oom, 1);
+        return -ENOMEM;
+    }
+    return 0;
+}
+
+int hs_untrack(unsigned int domain, uintptr_t ptr)
+{
+    if (!hs_tracing())
+        return HS_ENOTTRACING;
+    hs_live_del(domain, ptr, NULL);
+    return 0;
+}
+
+/* ---- the environment ---------------------------------------------------------------------------- */
+
+/* Strict decimal in [lo, hi]; -1 when s is anything else. */
+static long parse_int(const char *s, long lo, long hi)
+{
+    if (s == NULL || *s == '\0')
+        return -1;
+    long v = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c < '0' || *c > '9' || v > hi)
+            return -1;
+        v = v * 10 + (*c - '0');
+    }
+    return v < lo || v > hi ? -1 : v;
+}
+
+static int make_absolute(const char *path, char *out, size_t len)
+{
+    if (path[0] == '/')
+        return snprintf(out, len, "%s", path) < (int)len ? 0 : -1;
+    char cwd[4096];
+    if (getcwd(cwd, sizeof(cwd)) == NULL)
+        return -1;
+    return snprintf(out, len, "%s/%s", cwd, path) < (int)len ? 0 : -1;
+}
+
+static void set_output_path(void)
+{
+    if (output_base[0] == '\0')
+        output_path[0] = '\0';
+    else
+        snprintf(output_path, sizeof(output_path), "%s", output_base);
+}
+
+void hs_env_activate(void)
+{
+    static _Atomic int busy;
+    if (environ == NULL || atomic_exchange(&busy, 1))
+        return;                              /* too early, or another thread is at it */
+    int g = hs_guard_enter();
+    const char *log = getenv("HEAPSNAP_LOG");
+    if (log != NULL && *log != '\0' && make_absolute(log, log_path, sizeof(log_path)) < 0)
+        log_path[0] = '\0';
+    const char *frames = getenv("HEAPSNAP_FRAMES");
+    const char *output = getenv("HEAPSNAP_OUTPUT");
+    const char *trim = getenv("HEAPSNAP_TRIM");
+    const char *fns = getenv("HEAPSNAP_ALLOC_FN");
+    const char *follow = getenv("HEAPSNAP_FOLLOW_FORK");
+    long n = -1;
+    int ok = 1;
+    if (frames != NULL && (n = parse_int(frames, 1, HS_MAX_FRAMES)) < 0) {
+        hs_log("HEAPSNAP_FRAMES=%.40s: not a number from 1 to %d; not tracing", frames,
+               HS_MAX_FRAMES);
+        ok = 0;
+    }
+    if (ok && trim != NULL && parse_int(trim, 0, 1) < 0) {
+        hs_log("HEAPSNAP_TRIM=%.40s: must be 0 or 1; not tracing", trim);
+        ok = 0;
+    }
+    if (ok && follow != NULL && parse_int(follow, 0, 1) < 0) {
+        hs_log("HEAPSNAP_FOLLOW_FORK=%.40s: must be 0 or 1; not tracing", follow);
+        ok = 0;
+    }
+    if (ok && output != NULL && (*output == '\0' ||
+                                 make_absolute(output, output_base, sizeof(output_base)) < 0)) {
+        hs_log("HEAPSNAP_OUTPUT: not a usable path; not tracing");
+        output_base[0] = '\0';
+        ok = 0;
+    }
+    if (ok && fns != NULL && hs_set_alloc_fns(fns) < 0) {
+        hs_log("HEAPSNAP_ALLOC_FN: out of memory; not tracing");
+        ok = 0;
+    }
+    if (ok) {
+        if (trim != NULL)
+            atomic_store(&hs_st.trim, (int)parse_int(trim, 0, 1));
+        if (follow != NULL)
+            follow_fork = (int)parse_int(follow, 0, 1);
+        set_output_path();
+        if (n > 0 && hs_start((int)n) < 0)
+            hs_log("cannot start tracing");
+    }
+    atomic_store_explicit(&hs_env_done, 1, memory_order_release);
+    if (g)
+        hs_guard_leave();
+}
+
+/* ---- fork --------------------------------------------------------------------------------------- */
+
+/* Lock order: state_lock, the stack shards, the live shards, the wide table, the symbolizer. */
+static void atfork_prepare(void)
+{
+    pthread_mutex_lock(&state_lock);
+    hs_tables_lock_all();
+    hs_sym_atfork_prepare();
+}
+
+static void atfork_parent(void)
+{
+    hs_sym_atfork_parent();
+    hs_tables_unlock_all();
+    pthread_mutex_unlock(&state_lock);
+}
+
+static void atfork_child(void)
+{
+    hs_sym_atfork_child();
+    hs_tables_reinit_locks();
+    memcpy(&state_lock, &state_lock_init, sizeof(state_lock));
+    if (!follow_fork) {
+        atomic_store(&hs_st.tracing, 0);
+        hs_live_clear();
+        output_path[0] = '\0';
+    } else if (output_base[0] != '\0') {
+        snprintf(output_path, sizeof(output_path), "%s.%d", output_base, (int)getpid());
+    }
+}
+
+/* ---- the final snapshot ------------------------------------------------------------------------- */
+
+/* Runs after every atexit handler and ELF destructor: registered from our own destructor, which
+ * runs inside the loader's _dl_fini, itself the first-registered (so last-run) exit handler. */
+static void final_snapshot(void *unused)
+{
+    (void)unused;
+    if (!hs_tracing() || output_path[0] == '\0')
+        return;
+    int g = hs_guard_enter();
+    hs_snapshot *s = hs_take_snapshot_kind("final");
+    if (s == NULL) {
+        hs_log("final snapshot: %s", hs_strerror(-errno));
+    } else {
+        int r = hs_snapshot_dump(s, output_path);
+        if (r < 0)
+            hs_log("final snapshot: %s: %s", output_path, hs_strerror(r));
+        hs_snapshot_free(s);
+    }
+    if (g)
+        hs_guard_leave();
+}
+
+__attribute__((constructor)) static void hs_init(void)
+{
+    hs_hooks_init();
+    if (!atomic_load(&hs_env_done))
+        hs_env_activate();
+}
+
+__attribute__((destructor)) static void hs_fini(void)
+{
+    if (hs_tracing() && output_path[0] != '\0') {
+        int g = hs_guard_enter();
+        __cxa_atexit(final_snapshot, NULL, NULL);
+        if (g)
+            hs_guard_leave();
+    }
+}
