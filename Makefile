@@ -17,7 +17,7 @@ CC      ?= cc
 CXX     ?= c++
 CLANG   ?= clang
 CFLAGS  ?= -O2 -g
-PYTEST  ?= python3 -m pytest
+PYTEST  ?= /usr/bin/python3 -m pytest
 FUZZ_SECONDS ?= 10
 
 B := build
@@ -93,6 +93,17 @@ $(B)/live/%: tests/live/%.cc $(LIB) tests/live/live.h
 	@mkdir -p $(dir $@)
 	$(CXX) -Iinclude -Itests/live -O0 -g -fno-omit-frame-pointer -Wall -Wextra -Werror -o $@ $< -L$(B) -lheapsnap -Wl,-rpath,$(abspath $(B)) -ldl -lpthread
 
+# Plain programs for the preload tests: they know nothing of heapsnap.
+PROG_SRC := $(sort $(wildcard tests/progs/*.c))
+PROG_BIN := $(patsubst tests/progs/%.c,$(B)/progs/%,$(filter-out tests/progs/lib%,$(PROG_SRC))) \
+            $(patsubst tests/progs/%.c,$(B)/progs/%.so,$(filter tests/progs/lib%,$(PROG_SRC)))
+$(B)/progs/%: tests/progs/%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O0 -g -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
+$(B)/progs/lib%.so: tests/progs/lib%.c
+	@mkdir -p $(dir $@)
+	$(CC) -O0 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $<
+
 # libFuzzer targets over the core code.
 $(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
@@ -100,10 +111,10 @@ $(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
 
 libs: $(LIB) $(CORE_LIB)
 unit: $(UNIT_BIN)
-live: $(LIVE_BIN)
+live: $(LIVE_BIN) $(PROG_BIN)
 fuzzers: $(FUZZ_BIN)
 
-check: all unit live fuzzers
+check: all unit live fuzzers symtest
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	HEAPSNAP_BUILD=$(abspath $(B)) $(PYTEST) -q tests
@@ -136,3 +147,77 @@ clean:
 
 # ---- symbolizer test (maintained with src/tracer/symbolize.c) -------------------------------------
 # Put rules here: build/sym/... binaries built from tests/sym/*.c with src/tracer/symbolize.c.
+#
+# build/sym/test_symbolize runs the symbolizer in a real process against small libraries built
+# here: libhssym.so (-g), libhssym-stripped.so (the same, strip --strip-all), libhssym-dbglink.so
+# (debug info in .debug/ through .gnu_debuglink), libhssym-buildid.so (debug info under
+# debugroot/.build-id/), libhssymcxx.so (C++, for demangling).  The test is run with the libdw
+# backend and with the dladdr fallback, plain and under ASan+UBSan, and as a non-PIE program,
+# with DEBUGINFOD_URLS set to prove that no debuginfod client is ever loaded.
+SYM_B := $(B)/sym
+SYM_CFLAGS := -std=gnu11 $(WARN) -Isrc -Iinclude -D_GNU_SOURCE
+SYM_LIB_CFLAGS := -O0 -g -fPIC -shared -Wl,--build-id -Itests/sym
+SYM_SRC := src/tracer/symbolize.c $(sort $(wildcard src/common/*.c))
+SYM_DEPS := tests/sym/test_symbolize.c tests/sym/symtest.h $(SYM_SRC) src/tracer/symbolize.h src/common/common.h
+SYM_LIBS := $(SYM_B)/libhssym.so $(SYM_B)/libhssym-stripped.so $(SYM_B)/libhssym-dbglink.so \
+            $(SYM_B)/libhssym-buildid.so $(SYM_B)/libhssymcxx.so
+SYM_NO_DEBUGINFOD := DEBUGINFOD_URLS=http://127.0.0.1:9/
+
+$(SYM_B)/libhssym.so: tests/sym/symlib.c tests/sym/symtest.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SYM_LIB_CFLAGS) -DHS_SYMLIB_VARIANT=1 -o $@ $<
+
+$(SYM_B)/libhssym-stripped.so: $(SYM_B)/libhssym.so
+	strip --strip-all -o $@ $<
+
+$(SYM_B)/libhssym-dbglink.so: tests/sym/symlib.c tests/sym/symtest.h
+	@mkdir -p $(SYM_B)/.debug
+	$(CC) $(SYM_LIB_CFLAGS) -DHS_SYMLIB_VARIANT=2 -o $@.full $<
+	objcopy --only-keep-debug $@.full $(SYM_B)/.debug/libhssym-dbglink.so.debug
+	objcopy --strip-debug $@.full $@.tmp
+	objcopy --add-gnu-debuglink=$(SYM_B)/.debug/libhssym-dbglink.so.debug $@.tmp $@
+	rm -f $@.full $@.tmp
+
+$(SYM_B)/libhssym-buildid.so: tests/sym/symlib.c tests/sym/symtest.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SYM_LIB_CFLAGS) -DHS_SYMLIB_VARIANT=3 -o $@.full $<
+	set -e; id=$$(readelf -n $@.full | sed -n 's/.*Build ID: *\([0-9a-f]*\).*/\1/p'); \
+	  test -n "$$id"; d=$(SYM_B)/debugroot/.build-id/$$(echo $$id | cut -c1-2); mkdir -p $$d; \
+	  objcopy --only-keep-debug $@.full $$d/$$(echo $$id | cut -c3-).debug
+	objcopy --strip-debug $@.full $@
+	rm -f $@.full
+
+$(SYM_B)/libhssymcxx.so: tests/sym/symcxx.cc tests/sym/symtest.h
+	@mkdir -p $(dir $@)
+	$(CXX) $(SYM_LIB_CFLAGS) -o $@ $<
+
+# The symbolizer at the optimisation it ships with, the test code at -O0 (exact call lines).
+$(SYM_B)/test_symbolize: $(SYM_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SYM_CFLAGS) -O2 -g -c src/tracer/symbolize.c -o $@-symbolize.o
+	$(CC) $(SYM_CFLAGS) -O0 -g -o $@ tests/sym/test_symbolize.c $@-symbolize.o \
+	    $(sort $(wildcard src/common/*.c)) -ldl -lpthread
+
+$(SYM_B)/test_symbolize-asan: $(SYM_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SYM_CFLAGS) -O1 -g $(SAN) -c src/tracer/symbolize.c -o $@-symbolize.o
+	$(CC) $(SYM_CFLAGS) -O0 -g $(SAN) -o $@ tests/sym/test_symbolize.c $@-symbolize.o \
+	    $(sort $(wildcard src/common/*.c)) -ldl -lpthread
+
+# The main program as ET_EXEC (load bias 0) rather than PIE.
+$(SYM_B)/test_symbolize-nopie: $(SYM_DEPS)
+	@mkdir -p $(dir $@)
+	$(CC) $(SYM_CFLAGS) -O2 -g -c src/tracer/symbolize.c -o $@-symbolize.o
+	$(CC) $(SYM_CFLAGS) -O0 -g -no-pie -o $@ tests/sym/test_symbolize.c $@-symbolize.o \
+	    $(sort $(wildcard src/common/*.c)) -ldl -lpthread
+
+symtest: $(SYM_B)/test_symbolize $(SYM_B)/test_symbolize-asan $(SYM_B)/test_symbolize-nopie $(SYM_LIBS)
+	@if readelf -d $(SYM_B)/test_symbolize | grep -q 'NEEDED.*libdw'; then \
+	  echo "symtest: libdw must not be a DT_NEEDED"; exit 1; fi
+	$(SYM_NO_DEBUGINFOD) $(SYM_B)/test_symbolize
+	$(SYM_B)/test_symbolize --fallback
+	$(SYM_NO_DEBUGINFOD) $(SYM_B)/test_symbolize-asan
+	$(SYM_B)/test_symbolize-asan --fallback
+	$(SYM_NO_DEBUGINFOD) $(SYM_B)/test_symbolize-nopie
+
+.PHONY: symtest
