@@ -66,6 +66,14 @@ $(B)/asan/%.o: %.c $(wildcard include/*.h src/*/*.h)
 $(LIB): $(CORE_OBJ) $(TRACER_OBJ)
 	$(CC) -shared -Wl,-soname,libheapsnap.so -Wl,-z,now -Wl,-z,relro -o $@ $^ $(TRACER_LIBS)
 
+# The same library under UBSan (the tracer cannot run under ASan or TSan: they replace malloc).
+UBSAN_OBJ := $(CORE_SRC:%.c=$(B)/ubsan/%.o) $(TRACER_SRC:%.c=$(B)/ubsan/%.o)
+$(B)/ubsan/%.o: %.c $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) -O1 -g $(HS_CFLAGS) -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -fsanitize=undefined -fno-sanitize-recover=all -c $< -o $@
+$(B)/ubsan/libheapsnap.so: $(UBSAN_OBJ)
+	$(CC) -shared -fsanitize=undefined -Wl,-soname,libheapsnap.so -Wl,-z,now -o $@ $^ $(TRACER_LIBS)
+
 $(CORE_LIB): $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -103,6 +111,13 @@ $(B)/progs/%: tests/progs/%.c
 $(B)/progs/lib%.so: tests/progs/lib%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O0 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $<
+
+# The tables and their locking under ThreadSanitizer, outside any preload.
+$(B)/tsan/test_tables: tests/tsan/test_tables.c src/tracer/tables.c src/tracer/tracer.h src/common/mem.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) -Isrc -O1 -g $(HS_CFLAGS) -fsanitize=thread -o $@ $< src/common/mem.c -lpthread
+tsan: $(B)/tsan/test_tables
+	TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/test_tables
 
 # libFuzzer targets over the core code.
 $(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
@@ -142,7 +157,7 @@ uninstall:
 clean:
 	rm -rf $(B)
 
-.PHONY: all libs unit live fuzzers check fuzz install uninstall clean
+.PHONY: all libs unit live fuzzers check fuzz install uninstall clean tsan
 .SECONDARY:
 
 # ---- symbolizer test (maintained with src/tracer/symbolize.c) -------------------------------------

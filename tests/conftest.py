@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILD = Path(os.environ.get("HEAPSNAP_BUILD", ROOT / "build"))
-LIB = BUILD / "libheapsnap.so"
+LIB = Path(os.environ.get("HEAPSNAP_LIB", BUILD / "libheapsnap.so"))
 HSDUMP = BUILD / "live" / "hsdump"
 
 

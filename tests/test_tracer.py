@@ -60,6 +60,8 @@ def test_trim_off_shows_the_runtime(tmp):
 
 
 @pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif("HEAPSNAP_LIB" in os.environ,
+                    reason="a sanitizer build's runtime allocates in the program")
 def test_agrees_with_valgrind(tmp):
     out = tmp / "leaky.hsnap"
     run_traced([PROGS / "leaky"], out)
@@ -135,3 +137,19 @@ def test_unwritable_output_is_reported_not_fatal(tmp):
     r = run_traced([PROGS / "leaky"], out)
     assert r.returncode == 0 and r.stdout == "leaky done\n"
     assert "final snapshot" in r.stderr and str(out) in r.stderr
+
+
+@pytest.mark.skipif(shutil.which("valgrind") is None, reason="valgrind is not installed")
+@pytest.mark.skipif("HEAPSNAP_LIB" in os.environ, reason="valgrind runs the plain build")
+@pytest.mark.parametrize("name", ["api_basic", "cxx", "depth", "threads"])
+def test_tracer_under_valgrind(name):
+    """The tracer itself under memcheck: no invalid access, no use of uninitialised memory.
+    valgrind must not replace heapsnap's malloc (nouserintercepts); libunwind's deliberate
+    memory probes are suppressed (tests/valgrind.supp); valgrind refuses pvalloc."""
+    r = subprocess.run(["valgrind", "-q", "--error-exitcode=9",
+                        f"--suppressions={ROOT / 'tests' / 'valgrind.supp'}",
+                        "--soname-synonyms=somalloc=nouserintercepts", BUILD / "live" / name],
+                       env=clean_env(HS_NO_PVALLOC=1), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"{name}: ok" in r.stdout

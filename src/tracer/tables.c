@@ -7,7 +7,7 @@
  * append-only record arena.  Records are immutable once published and never freed, so a
  * snapshot reads them by id without a lock.
  *
- * Live blocks: 64 shards by address hash, each a lock and an open-addressing table (linear
+ * Live blocks: 32 shards by address hash, each a lock and an open-addressing table (linear
  * probing, backward-shift deletion, no tombstones) of 16-byte packed entries: 48 bits of address,
  * 48 bits of size and the 32-bit stack id.  Blocks of other domains (hs_track), and the rare
  * address or size that does not fit, go to one "wide" table with its own lock.
@@ -189,7 +189,9 @@ out:
 
 /* ---- live blocks ------------------------------------------------------------------------------- */
 
-#define LIVE_SHARDS 64
+/* 32 shards: a snapshot holds all of them at once, and ThreadSanitizer tracks at most 64 held
+ * locks per thread. */
+#define LIVE_SHARDS 32
 #define ADDR_BITS 48
 #define ADDR_MASK ((UINT64_C(1) << ADDR_BITS) - 1)
 
@@ -216,7 +218,7 @@ static live_shard live[LIVE_SHARDS] = {
 };
 
 static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr); }
-static inline live_shard *shard_of(uint64_t h) { return &live[h >> 58]; }
+static inline live_shard *shard_of(uint64_t h) { return &live[h >> 59]; }
 
 /* The wide table: (domain, address) for everything the packed one cannot hold; an open-addressing
  * table of its own, under wide_lock. */
