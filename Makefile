@@ -107,7 +107,7 @@ PROG_BIN := $(patsubst tests/progs/%.c,$(B)/progs/%,$(filter-out tests/progs/lib
             $(patsubst tests/progs/%.c,$(B)/progs/%.so,$(filter tests/progs/lib%,$(PROG_SRC)))
 $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -O0 -g -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
+	$(CC) -Iinclude -O0 -g -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
 $(B)/progs/lib%.so: tests/progs/lib%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O0 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $<

@@ -153,3 +153,20 @@ def test_tracer_under_valgrind(name):
                        timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert f"{name}: ok" in r.stdout
+
+
+def test_annotation_without_dependency(tmp):
+    """heapsnap-annotate.h: the program is not linked with heapsnap; alone, HS_TRACK says
+    "not tracing"; preloaded, the pool's blocks are traced in their domain, untracked ones gone."""
+    prog = PROGS / "arena"
+    alone = subprocess.run([prog], env=clean_env(ARENA_EXPECT_UNTRACED=1), capture_output=True,
+                           text=True, timeout=60)
+    assert alone.returncode == 0, alone.stderr
+    out = tmp / "arena.hsnap"
+    r = run_traced([prog], out)
+    assert r.returncode == 0 and r.stdout == alone.stdout
+    s = Snapshot(out)
+    pool = sorted(t["size"] for t in s.traces if t["domain"] == 7)
+    assert pool == [100 + i for i in range(2, 10)]
+    line = site_line(ROOT / "tests" / "progs" / "arena.c", "track")
+    assert all(t["frames"][0]["line"] == line for t in s.traces if t["domain"] == 7)

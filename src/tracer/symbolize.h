@@ -43,6 +43,31 @@ HS_HIDDEN void hs_sym_refresh_modules(void);
 /* Bytes the symbolizer holds (cache and libdw state), for hs_get_tracer_memory(). */
 HS_HIDDEN size_t hs_sym_memory(void);
 
+/* Configuration, for tests and tracer options.  Call before the first hs_sym_resolve().
+ *
+ * Debug roots searched for separate debug files, colon-separated absolute directories, each
+ * used as <root>/.build-id/xx/rest.debug and <root>/<object's directory>/<gnu_debuglink>
+ * (besides the object's own directory and its .debug/ subdirectory).  NULL: /usr/lib/debug. */
+HS_HIDDEN void hs_sym_set_debuginfo_path(const char *path);
+
+/* The libdw to dlopen (NULL: "libdw.so.1"; "" or a name that does not load: the dladdr
+ * fallback).  The string must live for the process. */
+HS_HIDDEN void hs_sym_set_libdw_soname(const char *soname);
+
+/* Which backend resolves: 1 libdw, 0 the dladdr fallback, -1 not decided yet (no resolve). */
+HS_HIDDEN int hs_sym_backend(void);
+
+/* Notes on hs_sym_frame values (in addition to the field comments above):
+ *  - offset is computed from the address looked up (addr - 1 for return addresses), so that
+ *    `addr2line -i -f -e object 0x<offset>` prints the same frames; every frame of one address
+ *    has the same object, build_id and offset.  With no module, offset is that address.
+ *  - An address in a known module without line info: filename = object, lineno 0, function =
+ *    the nearest ELF symbol or "".  No known module: "<unknown>", 0, "", "", "".
+ *  - A cache hit is trusted: call hs_sym_refresh_modules() before a batch of resolves (a miss
+ *    checks for newly loaded objects by itself).
+ *  - hs_sym_memory() counts the cache, the interned strings and the module list; libdw's own
+ *    heap (its CU, line and abbreviation tables) is not counted: it cannot be measured. */
+
 /* Fork handlers: prepare takes the symbolizer lock, parent releases it, child re-initialises it. */
 HS_HIDDEN void hs_sym_atfork_prepare(void);
 HS_HIDDEN void hs_sym_atfork_parent(void);

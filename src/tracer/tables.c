@@ -63,7 +63,10 @@ void hs_count_sub(size_t size)
 
 /* ---- stacks ------------------------------------------------------------------------------------ */
 
-#define STACK_SHARDS 16
+#ifndef HS_STACK_SHARDS
+#define HS_STACK_SHARDS 16
+#endif
+#define STACK_SHARDS HS_STACK_SHARDS
 #define DIR_CHUNK 4096                       /* record pointers per directory chunk */
 #define DIR_CHUNKS 4096                      /* => 16 M stacks per shard */
 #define ARENA_CHUNK (1u << 20)
@@ -191,7 +194,10 @@ out:
 
 /* 32 shards: a snapshot holds all of them at once, and ThreadSanitizer tracks at most 64 held
  * locks per thread. */
-#define LIVE_SHARDS 32
+#ifndef HS_LIVE_SHARDS
+#define HS_LIVE_SHARDS 32                    /* -D to measure other counts */
+#endif
+#define LIVE_SHARDS HS_LIVE_SHARDS
 #define ADDR_BITS 48
 #define ADDR_MASK ((UINT64_C(1) << ADDR_BITS) - 1)
 
@@ -218,7 +224,7 @@ static live_shard live[LIVE_SHARDS] = {
 };
 
 static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr); }
-static inline live_shard *shard_of(uint64_t h) { return &live[h >> 59]; }
+static inline live_shard *shard_of(uint64_t h) { return &live[(h >> 40) % LIVE_SHARDS]; }
 
 /* The wide table: (domain, address) for everything the packed one cannot hold; an open-addressing
  * table of its own, under wide_lock. */
