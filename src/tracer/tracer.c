@@ -11,6 +11,11 @@
  *   HEAPSNAP_ALLOC_FN=P:P    glob patterns of wrapper functions to trim from allocation sites
  *   HEAPSNAP_FOLLOW_FORK=0|1 forked children keep tracing (default 1)
  *   HEAPSNAP_LOG=PATH        where the tracer's messages go (default: standard error)
+ *   HEAPSNAP_DIR=DIR         an output folder (`heapsnap run`): DIR/<pid>/ gets the snapshots,
+ *                            timeline.tsv and heapsnap.log, and the tracer thread runs (agent.c)
+ *   HEAPSNAP_INTERVAL=SEC    with HEAPSNAP_DIR: a snapshot every SEC seconds (fractions allowed)
+ *   HEAPSNAP_PID=PID         with HEAPSNAP_FOLLOW_FORK=0: only process PID traces (set by `run`
+ *                            so that spawned programs, which run no fork handler, do not)
  * A bad value gives one message and leaves tracing off; the program runs normally.
  */
 #include "tracer.h"
@@ -38,6 +43,17 @@ static char output_base[4096];              /* HEAPSNAP_OUTPUT, absolute; "" = n
 static char output_path[4200];              /* this process's final snapshot */
 static char log_path[4096];
 static int follow_fork = 1;
+
+HS_HIDDEN int hs_agent_enabled(void);
+HS_HIDDEN int hs_agent_configure(const char *dir, double every);
+HS_HIDDEN int hs_agent_write_snapshot(const char *kind, char *path, size_t len);
+HS_HIDDEN void hs_agent_start(void);
+HS_HIDDEN void hs_agent_after_fork(void);
+
+void hs_set_log_path(const char *path)
+{
+    snprintf(log_path, sizeof(log_path), "%s", path);
+}
 static _Atomic int atfork_done;
 
 /* ---- messages ---------------------------------------------------------------------------------- */
@@ -205,6 +221,44 @@ static long parse_int(const char *s, long lo, long hi)
     return v < lo || v > hi ? -1 : v;
 }
 
+/* Strict non-negative decimal with an optional fraction ("0.5", "2", "10.25"); -1 otherwise. */
+static double parse_seconds(const char *s)
+{
+    if (s == NULL || *s == '\0')
+        return -1;
+    double v = 0, scale = 0;
+    int digits = 0;
+    for (const char *c = s; *c; c++) {
+        if (*c == '.' && scale == 0) {
+            scale = 1;
+            continue;
+        }
+        if (*c < '0' || *c > '9')
+            return -1;
+        digits++;
+        if (scale == 0) {
+            v = v * 10 + (*c - '0');
+        } else {
+            scale /= 10;
+            v += (*c - '0') * scale;
+        }
+    }
+    return digits == 0 || v > 1e7 ? -1 : v;
+}
+
+/* Removes our variables from the environment in place: no lock and no allocation, for the
+ * child of a fork (one thread) that must not trace, so that what it execs does not either. */
+static void scrub_environ(void)
+{
+    if (environ == NULL)
+        return;
+    char **w = environ;
+    for (char **r = environ; *r != NULL; r++)
+        if (strncmp(*r, "HEAPSNAP_", 9) != 0)
+            *w++ = *r;
+    *w = NULL;
+}
+
 static int make_absolute(const char *path, char *out, size_t len)
 {
     if (path[0] == '/')
@@ -237,8 +291,20 @@ void hs_env_activate(void)
     const char *trim = getenv("HEAPSNAP_TRIM");
     const char *fns = getenv("HEAPSNAP_ALLOC_FN");
     const char *follow = getenv("HEAPSNAP_FOLLOW_FORK");
+    const char *dir = getenv("HEAPSNAP_DIR");
+    const char *every = getenv("HEAPSNAP_INTERVAL");
+    const char *only_pid = getenv("HEAPSNAP_PID");
     long n = -1;
     int ok = 1;
+    double secs = 0;
+    if (follow != NULL && parse_int(follow, 0, 0) == 0 && only_pid != NULL &&
+        parse_int(only_pid, 1, 1L << 30) != (long)getpid()) {
+        /* A program spawned by a traced one, and children are not followed: stay out. */
+        atomic_store_explicit(&hs_env_done, 1, memory_order_release);
+        if (g)
+            hs_guard_leave();
+        return;
+    }
     if (frames != NULL && (n = parse_int(frames, 1, HS_MAX_FRAMES)) < 0) {
         hs_log("HEAPSNAP_FRAMES=%.40s: not a number from 1 to %d; not tracing", frames,
                HS_MAX_FRAMES);
@@ -257,6 +323,20 @@ void hs_env_activate(void)
         hs_log("HEAPSNAP_OUTPUT: not a usable path; not tracing");
         output_base[0] = '\0';
         ok = 0;
+    }
+    if (ok && every != NULL && ((secs = parse_seconds(every)) <= 0 || dir == NULL)) {
+        hs_log("HEAPSNAP_INTERVAL=%.40s: must be a positive number of seconds, with "
+               "HEAPSNAP_DIR; not tracing", every);
+        ok = 0;
+    }
+    if (ok && dir != NULL) {
+        char abs[4096];
+        int r = *dir == '\0' || make_absolute(dir, abs, sizeof(abs)) < 0
+                    ? -EINVAL : hs_agent_configure(abs, secs);
+        if (r < 0) {
+            hs_log("HEAPSNAP_DIR=%.200s: %s; not tracing", dir, hs_strerror(r));
+            ok = 0;
+        }
     }
     if (ok && fns != NULL && hs_set_alloc_fns(fns) < 0) {
         hs_log("HEAPSNAP_ALLOC_FN: out of memory; not tracing");
@@ -302,8 +382,16 @@ static void atfork_child(void)
         atomic_store(&hs_st.tracing, 0);
         hs_live_clear();
         output_path[0] = '\0';
-    } else if (output_base[0] != '\0') {
+        scrub_environ();
+        return;
+    }
+    if (output_base[0] != '\0')
         snprintf(output_path, sizeof(output_path), "%s.%d", output_base, (int)getpid());
+    if (hs_tracing()) {
+        int g = hs_guard_enter();
+        hs_agent_after_fork();
+        if (g)
+            hs_guard_leave();
     }
 }
 
@@ -314,9 +402,16 @@ static void atfork_child(void)
 static void final_snapshot(void *unused)
 {
     (void)unused;
-    if (!hs_tracing() || output_path[0] == '\0')
+    if (!hs_tracing() || (output_path[0] == '\0' && !hs_agent_enabled()))
         return;
     int g = hs_guard_enter();
+    if (hs_agent_enabled()) {
+        char path[4400];
+        hs_agent_write_snapshot("final", path, sizeof(path));
+        if (g)
+            hs_guard_leave();
+        return;
+    }
     hs_snapshot *s = hs_take_snapshot_kind("final");
     if (s == NULL) {
         hs_log("final snapshot: %s", hs_strerror(-errno));
@@ -335,11 +430,15 @@ __attribute__((constructor)) static void hs_init(void)
     hs_hooks_init();
     if (!atomic_load(&hs_env_done))
         hs_env_activate();
+    int g = hs_guard_enter();
+    hs_agent_start();
+    if (g)
+        hs_guard_leave();
 }
 
 __attribute__((destructor)) static void hs_fini(void)
 {
-    if (hs_tracing() && output_path[0] != '\0') {
+    if (hs_tracing() && (output_path[0] != '\0' || hs_agent_enabled())) {
         int g = hs_guard_enter();
         __cxa_atexit(final_snapshot, NULL, NULL);
         if (g)

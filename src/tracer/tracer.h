@@ -99,6 +99,7 @@ HS_HIDDEN void hs_env_activate(void);
 HS_HIDDEN void hs_count_add(size_t size);
 HS_HIDDEN void hs_count_sub(size_t size);
 HS_HIDDEN void hs_log(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+HS_HIDDEN void hs_set_log_path(const char *path);
 
 /* ---- tables (tables.c) -------------------------------------------------------------------------
  * Stacks: each distinct captured stack once, by id (0 = no stack).  Live blocks: (domain, address)

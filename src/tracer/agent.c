@@ -1,0 +1,282 @@
+/*
+ * agent.c - the tracer's own thread, for what is not on the allocation path: the timeline,
+ * periodic snapshots, and snapshots asked for by `heapsnap snapshot PID`.
+ *
+ * It runs only when the process has an output folder (HEAPSNAP_DIR, set by `heapsnap run`):
+ * DIR/<pid>/ holds <seq>-<interval|request|final>.hsnap, timeline.tsv and heapsnap.log.
+ *
+ * The thread blocks every signal (the program's handlers never run on it), holds the
+ * reentrancy guard for its whole life (nothing it allocates is traced), and holds no file
+ * descriptor between operations: each file is opened, written and closed, O_CLOEXEC and
+ * O_NOFOLLOW.  Requests are files "request.<nonce>" that the requester creates in DIR/<pid>/,
+ * which only its owner can write to (0700); a request file must be a regular file of our own
+ * user.  The answer is "request.<nonce>.done", written atomically, holding the snapshot's path.
+ */
+#include "tracer.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define TICK_NS (100 * 1000 * 1000L)        /* timeline period: 100 ms */
+
+static char base_dir[4096];                 /* HEAPSNAP_DIR; "" when the agent is off */
+static char proc_dir[4200];                 /* base_dir/<pid> */
+static double interval;                     /* seconds between periodic snapshots; 0 = none */
+static _Atomic unsigned seq;                /* last snapshot number used in proc_dir */
+static _Atomic int disk_warned;
+static _Atomic int running;
+
+int hs_agent_enabled(void) { return base_dir[0] != '\0'; }
+
+/* Creates proc_dir (0700) for the current pid, or checks that the one there is ours. */
+static int make_proc_dir(void)
+{
+    snprintf(proc_dir, sizeof(proc_dir), "%s/%d", base_dir, (int)getpid());
+    if (mkdir(proc_dir, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    struct stat st;
+    if (lstat(proc_dir, &st) < 0)
+        return -errno;
+    if (!S_ISDIR(st.st_mode) || st.st_uid != geteuid())
+        return -EPERM;                      /* a link or someone else's folder: refuse it */
+    char log[4300];
+    snprintf(log, sizeof(log), "%s/heapsnap.log", proc_dir);
+    hs_set_log_path(log);
+    return 0;
+}
+
+/* Continues numbering after the snapshots already there (an exec keeps the pid). */
+static void scan_seq(void)
+{
+    DIR *d = opendir(proc_dir);
+    if (d == NULL)
+        return;
+    unsigned max = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL;) {
+        unsigned n;
+        if (sscanf(e->d_name, "%6u-", &n) == 1 && strstr(e->d_name, ".hsnap") && n > max)
+            max = n;
+    }
+    closedir(d);
+    atomic_store(&seq, max);
+}
+
+int hs_agent_configure(const char *dir, double every)
+{
+    if (snprintf(base_dir, sizeof(base_dir), "%s", dir) >= (int)sizeof(base_dir))
+        return -ENAMETOOLONG;
+    interval = every;
+    int r = make_proc_dir();
+    if (r < 0)
+        base_dir[0] = '\0';
+    return r;
+}
+
+int hs_agent_snapshot_path(const char *kind, char *buf, size_t len)
+{
+    if (!hs_agent_enabled())
+        return -ENOENT;
+    unsigned n = atomic_fetch_add(&seq, 1) + 1;
+    if (snprintf(buf, len, "%s/%06u-%s.hsnap", proc_dir, n, kind) >= (int)len)
+        return -ENAMETOOLONG;
+    return 0;
+}
+
+/* Takes and writes one snapshot; the path written, or "" on failure (logged once per kind of
+ * failure: a full disk is one warning, then silence while it stays full). */
+int hs_agent_write_snapshot(const char *kind, char *path, size_t len)
+{
+    path[0] = '\0';
+    char p[4400];
+    if (hs_agent_snapshot_path(kind, p, sizeof(p)) < 0)
+        return -ENOENT;
+    hs_snapshot *s = hs_take_snapshot_kind(kind);
+    if (s == NULL) {
+        int e = errno;
+        hs_log("%s snapshot: %s", kind, hs_strerror(-e));
+        return -e;
+    }
+    int r = hs_snapshot_dump(s, p);
+    hs_snapshot_free(s);
+    if (r < 0) {
+        if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG) {
+            if (!atomic_exchange(&disk_warned, 1))
+                hs_log("%s: %s; snapshot skipped, tracing goes on", p, hs_strerror(r));
+        } else {
+            hs_log("%s: %s; snapshot skipped", p, hs_strerror(r));
+        }
+        return r;
+    }
+    atomic_store(&disk_warned, 0);
+    snprintf(path, len, "%s", p);
+    return 0;
+}
+
+/* Appends one line to a file, creating it with a header line first. */
+static void append_line(const char *name, const char *header, const char *line)
+{
+    char path[4400];
+    snprintf(path, sizeof(path), "%s/%s", proc_dir, name);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd < 0)
+        return;
+    struct stat st;
+    if (fstat(fd, &st) == 0 && st.st_size == 0 && header != NULL &&
+        write(fd, header, strlen(header)) < 0) {
+        close(fd);
+        return;
+    }
+    if (write(fd, line, strlen(line)) < 0) {
+        /* A full disk: the timeline has a gap; nothing else to do. */
+    }
+    close(fd);
+}
+
+static size_t rss_bytes(void)
+{
+    char buf[128];
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    unsigned long size, resident;
+    if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
+        return 0;
+    return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+static double monotonic(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void timeline_tick(void)
+{
+    size_t cur, peak;
+    hs_get_traced_memory(&cur, &peak);
+    char line[160];
+    snprintf(line, sizeof(line), "%.3f\t%zu\t%zu\t%zu\n", monotonic() - hs_st.start_monotonic,
+             cur, peak, rss_bytes());
+    append_line("timeline.tsv", "t_seconds\ttraced_current\ttraced_peak\trss\n", line);
+}
+
+/* Answers every pending request: a regular file of ours named request.<nonce>. */
+static void serve_requests(void)
+{
+    DIR *d = opendir(proc_dir);
+    if (d == NULL)
+        return;
+    char names[8][256];
+    int n = 0;
+    for (struct dirent *e; (e = readdir(d)) != NULL && n < 8;) {
+        size_t len = strlen(e->d_name);
+        if (strncmp(e->d_name, "request.", 8) != 0 || len < 9 || len >= 200 ||
+            strchr(e->d_name + 8, '.') != NULL)
+            continue;
+        snprintf(names[n++], sizeof(names[0]), "%s", e->d_name);
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++) {
+        char req[4500], done[4600], tmp[4600], path[4400];
+        if (snprintf(req, sizeof(req), "%s/%s", proc_dir, names[i]) >= (int)sizeof(req))
+            continue;
+        struct stat st;
+        if (lstat(req, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
+            unlink(req);
+            continue;
+        }
+        unlink(req);
+        hs_agent_write_snapshot("request", path, sizeof(path));
+        /* The answer: the path, or an empty line when the snapshot failed. */
+        if (snprintf(done, sizeof(done), "%s.done", req) >= (int)sizeof(done) ||
+            snprintf(tmp, sizeof(tmp), "%s.tmp", req) >= (int)sizeof(tmp))
+            continue;
+        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        if (fd < 0)
+            continue;
+        size_t len = strlen(path);
+        path[len] = '\n';
+        int ok = write(fd, path, len + 1) == (ssize_t)(len + 1);
+        close(fd);
+        if (!ok || rename(tmp, done) < 0)
+            unlink(tmp);
+    }
+}
+
+static void *agent_main(void *arg)
+{
+    (void)arg;
+    pthread_setspecific(hs_guard_key, (void *)1);   /* for life: nothing here is traced */
+    scan_seq();
+    double next_interval = interval > 0 ? monotonic() + interval : 0;
+    struct timespec next;
+    clock_gettime(CLOCK_MONOTONIC, &next);
+    while (hs_tracing()) {
+        timeline_tick();
+        serve_requests();
+        if (next_interval > 0 && monotonic() >= next_interval) {
+            char path[4400];
+            hs_agent_write_snapshot("interval", path, sizeof(path));
+            next_interval += interval;
+            if (next_interval < monotonic())
+                next_interval = monotonic() + interval;   /* snapshots slower than the period */
+        }
+        next.tv_nsec += TICK_NS;
+        if (next.tv_nsec >= 1000000000L) {
+            next.tv_sec++;
+            next.tv_nsec -= 1000000000L;
+        }
+        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
+            ;
+    }
+    atomic_store(&running, 0);
+    return NULL;
+}
+
+/* Starts the thread with every signal blocked (it inherits the mask set around creation). */
+void hs_agent_start(void)
+{
+    if (!hs_agent_enabled() || !hs_tracing() || atomic_exchange(&running, 1))
+        return;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+    pthread_t t;
+    if (pthread_create(&t, &attr, agent_main, NULL) != 0) {
+        atomic_store(&running, 0);
+        hs_log("cannot start the tracer thread: no timeline, interval or request snapshots");
+    }
+    pthread_attr_destroy(&attr);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+}
+
+/* In a forked child that keeps tracing: its own folder, and a thread of its own (the parent's
+ * did not survive the fork). */
+void hs_agent_after_fork(void)
+{
+    atomic_store(&running, 0);
+    if (!hs_agent_enabled())
+        return;
+    if (make_proc_dir() < 0) {
+        base_dir[0] = '\0';
+        return;
+    }
+    atomic_store(&seq, 0);
+    hs_agent_start();
+}
