@@ -103,11 +103,16 @@ $(B)/live/%: tests/live/%.cc $(LIB) tests/live/live.h
 
 # Plain programs for the preload tests: they know nothing of heapsnap.
 PROG_SRC := $(sort $(wildcard tests/progs/*.c))
+PROG_CXX := $(sort $(wildcard tests/progs/*.cc))
 PROG_BIN := $(patsubst tests/progs/%.c,$(B)/progs/%,$(filter-out tests/progs/lib%,$(PROG_SRC))) \
+            $(patsubst tests/progs/%.cc,$(B)/progs/%,$(PROG_CXX)) \
             $(patsubst tests/progs/%.c,$(B)/progs/%.so,$(filter tests/progs/lib%,$(PROG_SRC)))
 $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
 	$(CC) -Iinclude -O0 -g -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
+$(B)/progs/%: tests/progs/%.cc
+	@mkdir -p $(dir $@)
+	$(CXX) -O1 -g -Wall -Wextra -Werror -o $@ $< -lpthread
 $(B)/progs/lib%.so: tests/progs/lib%.c
 	@mkdir -p $(dir $@)
 	$(CC) -O0 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $<
