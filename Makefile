@@ -50,6 +50,40 @@ TRACER_LIBS := -Wl,--no-as-needed -lgcc_s -lunwind -ldl -lpthread
 
 all: $(LIB) $(CORE_LIB) $(if $(CLI_SRC),$(B)/heapsnap)
 
+# ---- export formats (src/output, maintained with src/output/*) ---------------------------------
+# Folded stacks, the JSON dump and the JSON writer, pprof's profile.proto.  Linked into the
+# heapsnap command and the unit tests only, never into libheapsnap.so: pprof export needs
+# protobuf-c and zlib, which a traced process must not load.  protoc-c generates the C code for
+# src/output/profile.proto into $(B)/gen at build time (never committed).
+OUTPUT_SRC      := $(sort $(wildcard src/output/*.c))
+OUTPUT_OBJ      := $(OUTPUT_SRC:%.c=$(B)/obj/%.o) $(B)/obj/gen/profile.pb-c.o
+OUTPUT_ASAN_OBJ := $(OUTPUT_SRC:%.c=$(B)/asan/%.o) $(B)/asan/gen/profile.pb-c.o
+OUTPUT_LIB      := $(B)/libheapsnap-output.a
+OUTPUT_ASAN_LIB := $(B)/asan/libheapsnap-output.a
+OUTPUT_LIBS     := -lprotobuf-c -lz
+PROTOC_C        ?= protoc-c
+
+$(B)/gen/%.pb-c.c $(B)/gen/%.pb-c.h: src/output/%.proto
+	@mkdir -p $(B)/gen
+	$(PROTOC_C) --proto_path=src/output --c_out=$(B)/gen $<
+
+$(OUTPUT_OBJ) $(OUTPUT_ASAN_OBJ): HS_CPPFLAGS += -I$(B)/gen
+$(OUTPUT_OBJ) $(OUTPUT_ASAN_OBJ): $(B)/gen/profile.pb-c.h
+
+# Generated code: our warnings, but not fatal (it is protoc-c's, and changes with its version).
+$(B)/obj/gen/profile.pb-c.o: $(B)/gen/profile.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) $(CFLAGS) $(HS_CFLAGS) -Wno-error -c $< -o $@
+$(B)/asan/gen/profile.pb-c.o: $(B)/gen/profile.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) -O1 -g $(HS_CFLAGS) $(SAN) -Wno-error -c $< -o $@
+
+$(OUTPUT_LIB): $(OUTPUT_OBJ)
+	rm -f $@ && ar rcs $@ $^
+$(OUTPUT_ASAN_LIB): $(OUTPUT_ASAN_OBJ)
+	rm -f $@ && ar rcs $@ $^
+# ---- end of export formats ------------------------------------------------------------------------
+
 $(B)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)
 	$(CC) $(HS_CPPFLAGS) $(CFLAGS) $(HS_CFLAGS) -c $< -o $@
@@ -80,16 +114,16 @@ $(CORE_LIB): $(CORE_OBJ)
 $(B)/asan/libheapsnap-core.a: $(CORE_ASAN_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
-$(B)/heapsnap: $(CLI_OBJ) $(CORE_LIB)
-	$(CC) -o $@ $(CLI_OBJ) $(CORE_LIB) -lm
+$(B)/heapsnap: $(CLI_OBJ) $(OUTPUT_LIB) $(CORE_LIB)
+	$(CC) -o $@ $(CLI_OBJ) $(OUTPUT_LIB) $(CORE_LIB) $(OUTPUT_LIBS) -lm
 
-$(B)/asan/heapsnap: $(CLI_ASAN_OBJ) $(B)/asan/libheapsnap-core.a
-	$(CC) $(SAN) -o $@ $^ -lm
+$(B)/asan/heapsnap: $(CLI_ASAN_OBJ) $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-core.a
+	$(CC) $(SAN) -o $@ $^ $(OUTPUT_LIBS) -lm
 
 # Unit tests: the analysis, file and CLI code on snapshots built from literals, under ASan+UBSan.
-$(B)/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(B)/asan/libheapsnap-core.a
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-core.a
 	@mkdir -p $(dir $@)
-	$(CC) $(HS_CPPFLAGS) -Isrc -O1 -g $(HS_CFLAGS) $(SAN) -o $@ $< $(B)/asan/libheapsnap-core.a -lcmocka -lm
+	$(CC) $(HS_CPPFLAGS) -Isrc -I$(B)/gen -O1 -g $(HS_CFLAGS) $(SAN) -o $@ $< $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-core.a $(OUTPUT_LIBS) -lcmocka -lm
 
 # Live test programs: small real C and C++ programs linked against the tracer, built -O0 -g so
 # that lines are known.
@@ -127,7 +161,7 @@ tsan: $(B)/tsan/test_tables
 # libFuzzer targets over the core code.
 $(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
 	@mkdir -p $(dir $@)
-	$(CLANG) $(HS_CPPFLAGS) -Isrc -O1 -g -fsanitize=fuzzer,address,undefined -o $@ $< $(CORE_SRC) -lm
+	$(CLANG) $(HS_CPPFLAGS) -Isrc -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRC) -lm
 
 libs: $(LIB) $(CORE_LIB)
 unit: $(UNIT_BIN)

@@ -8,6 +8,8 @@ PACKAGES=(
     libunwind-dev libdw-dev libelf-dev                     # stack capture, symbolization
     libcmocka-dev python3 python3-pytest                   # unit and end-to-end tests
     valgrind                                               # agreement tests
+    libprotobuf-c-dev protobuf-c-compiler zlib1g-dev       # export: pprof's profile.proto, gzip
+    golang-go                                              # `go tool pprof` reads exports back in tests
 )
 
 missing=()

@@ -64,9 +64,9 @@ class Snapshot:
 
 
 def site_line(source, name):
-    """The line of source marked with /* SITE:name */."""
+    """The line of source marked with a SITE:name comment."""
     for i, line in enumerate(Path(source).read_text().splitlines(), 1):
-        if f"SITE:{name} " in line or line.rstrip().endswith(f"SITE:{name} */"):
+        if re.search(rf"SITE:{re.escape(name)}\b", line):
             return i
     raise KeyError(name)
 

@@ -27,6 +27,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
+#include <dlfcn.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 extern char **environ;
@@ -55,6 +57,8 @@ void hs_set_log_path(const char *path)
     snprintf(log_path, sizeof(log_path), "%s", path);
 }
 static _Atomic int atfork_done;
+static _Atomic int final_done;
+static pid_t self_pid;                      /* set at start and in a fork child; a vfork child differs */
 
 /* ---- messages ---------------------------------------------------------------------------------- */
 
@@ -375,6 +379,8 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    self_pid = getpid();
+    atomic_store(&final_done, 0);
     hs_sym_atfork_child();
     hs_tables_reinit_locks();
     memcpy(&state_lock, &state_lock_init, sizeof(state_lock));
@@ -402,7 +408,8 @@ static void atfork_child(void)
 static void final_snapshot(void *unused)
 {
     (void)unused;
-    if (!hs_tracing() || (output_path[0] == '\0' && !hs_agent_enabled()))
+    if (!hs_tracing() || (output_path[0] == '\0' && !hs_agent_enabled()) ||
+        atomic_exchange(&final_done, 1))
         return;
     int g = hs_guard_enter();
     if (hs_agent_enabled()) {
@@ -425,8 +432,31 @@ static void final_snapshot(void *unused)
         hs_guard_leave();
 }
 
+/* _exit and _Exit: programs that end this way (shells, daemons after fork) still leave a final
+ * snapshot, as valgrind still counts what is in use at exit.  Skipped in a vfork child (it
+ * shares the parent's memory: its pid differs from ours), and when this thread is inside the
+ * tracer already (a signal handler calling _exit interrupted a hook that holds a lock). */
+__attribute__((visibility("default"), noreturn)) void _exit(int status)
+{
+    if (hs_tracing() && !hs_guard_held() && getpid() == self_pid)
+        final_snapshot(NULL);
+    static void (*real_exit)(int) __attribute__((noreturn));
+    if (real_exit == NULL)
+        *(void **)&real_exit = dlsym(RTLD_NEXT, "_exit");
+    if (real_exit != NULL)
+        real_exit(status);
+    for (;;)
+        syscall(SYS_exit_group, status);
+}
+
+__attribute__((visibility("default"), noreturn)) void _Exit(int status)
+{
+    _exit(status);
+}
+
 __attribute__((constructor)) static void hs_init(void)
 {
+    self_pid = getpid();
     hs_hooks_init();
     if (!atomic_load(&hs_env_done))
         hs_env_activate();

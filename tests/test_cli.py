@@ -1,0 +1,357 @@
+"""End-to-end runs of the heapsnap command on small real C and C++ programs."""
+import json
+import os
+import shutil
+import signal
+import stat
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import BUILD, ROOT, clean_env, site_line
+
+HEAPSNAP = BUILD / "heapsnap"
+PROGS = BUILD / "progs"
+EXAMPLES = ROOT / "examples" / "build"
+
+
+def hs(*args, timeout=120, env=None, **kw):
+    return subprocess.run([str(HEAPSNAP), *map(str, args)], capture_output=True, text=True,
+                          timeout=timeout, env=env or clean_env(), **kw)
+
+
+def proc_dirs(out):
+    return sorted(p for p in Path(out).iterdir() if p.is_dir())
+
+
+def snapshots(d):
+    return sorted(p.name for p in Path(d).glob("*.hsnap"))
+
+
+@pytest.fixture(scope="module")
+def examples_built():
+    r = subprocess.run(["make", "-s", "-C", str(ROOT / "examples"), f"HS={BUILD}"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    return EXAMPLES
+
+
+# ---- run ------------------------------------------------------------------------------------------
+
+def test_run_passes_output_and_status_through(tmp):
+    out = tmp / "out"
+    r = hs("run", "-q", "-o", out, "--", "/bin/sh", "-c", "echo to-out; echo to-err >&2; exit 3")
+    assert (r.returncode, r.stdout, r.stderr) == (3, "to-out\n", "to-err\n")
+    [d] = proc_dirs(out)
+    assert snapshots(d) == ["000001-final.hsnap"]
+    assert (d / "timeline.tsv").exists()
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    assert stat.S_IMODE(d.stat().st_mode) == 0o700
+    for f in d.iterdir():
+        assert stat.S_IMODE(f.stat().st_mode) == 0o600, f
+
+
+def test_run_stdin_is_the_programs(tmp):
+    r = hs("run", "-q", "-o", tmp / "o", "--", "cat", input="hello stdin\n")
+    assert r.returncode == 0 and r.stdout == "hello stdin\n"
+
+
+def test_run_usage_errors(tmp):
+    assert hs("run").returncode == 2
+    assert hs("run", "--frames", "0", "--", "true").returncode == 2
+    assert hs("run", "--frames", "abc", "--", "true").returncode == 2
+    assert hs("run", "--interval", "-1", "--", "true").returncode == 2
+    assert hs("run", "--bogus", "--", "true").returncode == 2
+    r = hs("run", "-o", tmp / "o", "--", "no-such-program-xyz")
+    assert r.returncode == 127 and "heapsnap:" in r.stderr
+    script = tmp / "noexec.sh"
+    script.write_text("#!/bin/sh\necho hi\n")
+    script.chmod(0o644)
+    assert hs("run", "-o", tmp / "o2", "--", script).returncode == 126
+
+
+def test_run_refuses_a_non_empty_output_folder(tmp):
+    out = tmp / "busy"
+    out.mkdir()
+    (out / "keep").write_text("x")
+    marker = tmp / "ran"
+    r = hs("run", "-o", out, "--", "/bin/sh", "-c", f"touch {marker}")
+    assert r.returncode == 2 and "not empty" in r.stderr
+    assert not marker.exists()
+    assert (out / "keep").read_text() == "x"
+
+
+def test_run_default_output_folder(tmp):
+    r = hs("run", "-q", "--", PROGS / "leaky", cwd=tmp)
+    assert r.returncode == 0
+    [d] = [p for p in tmp.iterdir() if p.name.startswith("heapsnap.leaky.")]
+    assert len(proc_dirs(d)) == 1
+
+
+def test_run_interval_and_kill_leaves_last_periodic(tmp, examples_built):
+    out = tmp / "out"
+    p = subprocess.Popen([HEAPSNAP, "run", "--interval", "0.2", "-o", out, "--",
+                          examples_built / "service", "100000", "10"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                         env=clean_env())
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        dirs = proc_dirs(out) if out.exists() else []
+        if dirs and len(snapshots(dirs[0])) >= 3:
+            break
+        time.sleep(0.1)
+    child = int(proc_dirs(out)[0].name)
+    os.kill(child, signal.SIGKILL)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 128 + signal.SIGKILL
+    assert "killed by signal 9" in err and "no final snapshot" in err
+    names = snapshots(proc_dirs(out)[0])
+    assert len(names) >= 3 and all(n.endswith("-interval.hsnap") for n in names)
+    assert names[-1] in err
+
+
+def test_run_forwards_signals(tmp):
+    prog = tmp / "trap.sh"
+    prog.write_text("#!/bin/sh\ntrap 'echo got-term; exit 0' TERM\necho ready\n"
+                    "while :; do sleep 0.05; done\n")
+    prog.chmod(0o755)
+    p = subprocess.Popen([HEAPSNAP, "run", "-q", "-o", tmp / "o", "--", prog],
+                         stdout=subprocess.PIPE, text=True, env=clean_env())
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(signal.SIGTERM)
+    out, _ = p.communicate(timeout=30)
+    assert out == "got-term\n" and p.returncode == 0
+
+
+def test_run_follows_exec_of_a_wrapper_script(tmp):
+    wrapper = tmp / "wrapper.sh"
+    wrapper.write_text(f'#!/bin/sh\nexec "{PROGS / "leaky"}" "$@"\n')
+    wrapper.chmod(0o755)
+    out = tmp / "o"
+    r = hs("run", "-q", "-o", out, "--", wrapper)
+    assert r.returncode == 0 and r.stdout == "leaky done\n"
+    [d] = proc_dirs(out)
+    info = hs("info", d / snapshots(d)[-1])
+    assert str(PROGS / "leaky") in info.stdout
+
+
+def test_run_follow_fork(tmp):
+    out = tmp / "with"
+    assert hs("run", "-q", "--follow-fork", "-o", out, "--", PROGS / "forker").returncode == 0
+    assert len(proc_dirs(out)) == 2
+    out = tmp / "without"
+    assert hs("run", "-q", "-o", out, "--", PROGS / "forker").returncode == 0
+    assert len(proc_dirs(out)) == 1
+    # Spawned programs (no fork handler runs in them) are not followed either.
+    out = tmp / "spawn"
+    assert hs("run", "-q", "-o", out, "--", "/bin/sh", "-c", f"{PROGS / 'leaky'}; true"
+              ).returncode == 0
+    assert len(proc_dirs(out)) == 1
+
+
+def test_run_says_it_cannot_trace_static_and_setuid(tmp):
+    if shutil.which("cc") is None:
+        pytest.skip("no C compiler")
+    src = tmp / "hello.c"
+    src.write_text('#include <stdio.h>\nint main(void){puts("hello");return 4;}\n')
+    static = tmp / "hello-static"
+    subprocess.run(["cc", "-static", "-o", static, src], check=True)
+    r = hs("run", "-o", tmp / "o1", "--", static)
+    assert r.returncode == 4 and r.stdout == "hello\n"
+    assert "statically linked" in r.stderr
+    suid = tmp / "hello-suid"
+    subprocess.run(["cc", "-o", suid, src], check=True)
+    suid.chmod(0o4755)
+    r = hs("run", "-o", tmp / "o2", "--", suid)
+    assert r.returncode == 4 and r.stdout == "hello\n"
+    assert "set-user-ID" in r.stderr
+
+
+def test_run_quiet(tmp):
+    r = hs("run", "-q", "-o", tmp / "o", "--", PROGS / "leaky")
+    assert "heapsnap:" not in r.stderr
+    r = hs("run", "-o", tmp / "o2", "--", PROGS / "leaky")
+    assert "heapsnap: snapshots of 1 process" in r.stderr
+
+
+# ---- snapshot PID and timeline ----------------------------------------------------------------
+
+def test_snapshot_on_request_and_timeline(tmp, examples_built):
+    out = tmp / "out"
+    p = subprocess.Popen([HEAPSNAP, "run", "-q", "-o", out, "--", examples_built / "service",
+                          "400", "10"], stdout=subprocess.PIPE, text=True, env=clean_env())
+    deadline = time.time() + 30
+    while time.time() < deadline and not (out.exists() and proc_dirs(out)):
+        time.sleep(0.05)
+    pid = int(proc_dirs(out)[0].name)
+    r = hs("snapshot", pid)
+    assert r.returncode == 0, r.stderr
+    path = Path(r.stdout.strip())
+    assert path.exists() and path.name.endswith("-request.hsnap")
+    assert "request" in hs("info", path).stdout
+    p.communicate(timeout=60)
+    t = hs("timeline", out)
+    assert t.returncode == 0
+    assert "rss - traced" in t.stdout and "RSS minus traced memory" in t.stdout
+    assert hs("snapshot", "999999999").returncode == 2
+    assert hs("snapshot", os.getpid()).returncode == 2      # not under heapsnap
+
+
+# ---- top, diff, info ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def service_run(tmp_path_factory, examples_built):
+    out = tmp_path_factory.mktemp("service") / "out"
+    r = hs("run", "-q", "--interval", "0.25", "-o", out, "--", examples_built / "service",
+           "300", "10")
+    assert r.returncode == 0, r.stderr
+    [d] = proc_dirs(out)
+    return out, d, [d / n for n in snapshots(d)]
+
+
+def test_top(service_run):
+    _, _, snaps = service_run
+    r = hs("top", snaps[-1])
+    assert r.returncode == 0
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("[ ") and "pid" in lines[0]
+    assert len(lines) <= 11 and all("size=" in l for l in lines[1:])
+    assert any("sessions.c" in l for l in lines[1:])
+    tb = hs("top", "--by", "traceback", "-l", "2", snaps[-1]).stdout
+    assert '  File "' in tb
+    inc = hs("top", "--include", "*/sessions.c", "--by", "filename", snaps[-1]).stdout
+    assert all("sessions.c" in l for l in inc.splitlines()[1:])
+    exc = hs("top", "--exclude", "*/sessions.c", snaps[-1]).stdout
+    assert not any("sessions.c:" in l for l in exc.splitlines()[1:])
+    j = json.loads(hs("top", "--json", "--by", "traceback", snaps[-1]).stdout)
+    assert j["version"] == 1 and j["key"] == "traceback"
+    s0 = j["statistics"][0]
+    assert set(s0) >= {"size", "count", "size_diff", "count_diff", "traceback"}
+    assert set(s0["traceback"][0]) == {"filename", "lineno", "function", "object"}
+
+
+def test_diff(service_run):
+    _, _, snaps = service_run
+    r = hs("diff", snaps[0], snaps[-1])
+    assert r.returncode == 0
+    body = r.stdout.splitlines()[2:]
+    assert body and all(" (+" in l or " (-" in l for l in body)
+    [leak] = [l for l in body if "sessions.c:24:" in l]
+    assert "count=" in leak and "(+0 B)" not in leak
+    j = json.loads(hs("diff", "--json", snaps[0], snaps[-1]).stdout)
+    assert j["statistics"][0]["size_diff"] > 0
+
+
+def test_info(service_run):
+    _, d, snaps = service_run
+    r = hs("info", snaps[-1])
+    assert r.returncode == 0
+    for word in ("program", "pid", "traceback limit", "traced peak", "tracer memory",
+                 "not recorded", "unknown frees"):
+        assert word in r.stdout
+
+
+# ---- leaks ------------------------------------------------------------------------------------------
+
+def test_leaks_on_the_example_service(service_run):
+    out, d, snaps = service_run
+    r = hs("leaks", out)
+    assert r.returncode == 0, r.stderr
+    j = json.loads(hs("leaks", "--json", out).stdout)
+    assert j["version"] == 1 and j["snapshots"] == len(snaps)
+    sites = [(os.path.basename(s["filename"]), s["function"]) for s in j["suspects"]]
+    assert sites and sites[0] == ("sessions.c", "copy_headers"), sites
+    src = (ROOT / "examples" / "service" / "service.c").read_text().splitlines()
+    for s in j["suspects"]:
+        assert os.path.basename(s["filename"]) == "sessions.c", s   # no cache, no churn
+        assert 0 <= s["confidence"] <= 1 and s["rate_bytes_per_second"] > 0
+    assert hs("leaks", "--fail-on-leak", out).returncode == 1
+
+
+def test_leaks_cxx_containers(tmp):
+    out = tmp / "o"
+    r = hs("run", "-q", "--interval", "0.25", "-o", out, "--", PROGS / "leak_cxx", "250", "10")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(hs("leaks", "--json", out).stdout)
+    src = ROOT / "tests" / "progs" / "leak_cxx.cc"
+    lines = {(os.path.basename(s["filename"]), s["lineno"]) for s in j["suspects"]}
+    assert ("leak_cxx.cc", site_line(src, "leak")) in lines, j["suspects"]
+    assert ("leak_cxx.cc", site_line(src, "cache")) not in lines
+    assert ("leak_cxx.cc", site_line(src, "window")) not in lines
+    assert all("libstdc++" not in s["object"] for s in j["suspects"])
+
+
+def test_leaks_threads(tmp):
+    out = tmp / "o"
+    r = hs("run", "-q", "--interval", "0.25", "-o", out, "--", PROGS / "leak_threads", "250",
+           "10")
+    assert r.returncode == 0, r.stderr
+    j = json.loads(hs("leaks", "--json", "--by", "lineno", out).stdout)
+    src = ROOT / "tests" / "progs" / "leak_threads.c"
+    [top] = j["suspects"][:1]
+    assert (os.path.basename(top["filename"]), top["lineno"]) == \
+        ("leak_threads.c", site_line(src, "leak"))
+    assert len(j["suspects"]) == 1, j["suspects"]
+
+
+def test_leaks_needs_four_snapshots(service_run, tmp):
+    _, _, snaps = service_run
+    r = hs("leaks", *snaps[:3])
+    assert r.returncode == 2 and "at least 4" in r.stderr
+
+
+# ---- export -------------------------------------------------------------------------------------
+
+def test_export_folded_and_json(service_run, tmp):
+    _, _, snaps = service_run
+    r = hs("export", snaps[-1], "--format", "folded")
+    assert r.returncode == 0
+    for line in r.stdout.splitlines():
+        stack, _, value = line.rpartition(" ")
+        assert stack and int(value) >= 0
+    j = json.loads(hs("export", snaps[-1], "--format", "json").stdout)
+    assert j["version"] == 1 and j["traces"]
+    out = tmp / "snap.json"
+    assert hs("export", snaps[-1], "--format", "json", "-o", out).returncode == 0
+    assert json.loads(out.read_text())["version"] == 1
+
+
+@pytest.mark.skipif(shutil.which("go") is None, reason="go is not installed (golang-go)")
+def test_export_pprof_reads_back(service_run, tmp):
+    _, _, snaps = service_run
+    prof = tmp / "heap.pb.gz"
+    assert hs("export", snaps[-1], "--format", "pprof", "-o", prof).returncode == 0
+    env = clean_env(GOCACHE=str(BUILD / "gocache"), GOPROXY="off", HOME=str(tmp))
+    r = subprocess.run(["go", "tool", "pprof", "-top", "-sample_index=inuse_space", str(prof)],
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert "copy_headers" in r.stdout
+
+
+# ---- bad input and help -------------------------------------------------------------------------
+
+def test_bad_inputs(tmp):
+    garbage = tmp / "garbage.hsnap"
+    garbage.write_bytes(b"this is not a snapshot at all" * 10)
+    empty = tmp / "empty"
+    empty.mkdir()
+    cases = [("top", tmp / "missing.hsnap"), ("top", garbage), ("info", garbage),
+             ("diff", garbage, garbage), ("leaks", empty), ("export", garbage, "--format", "json"),
+             ("timeline", tmp / "nothing"), ("top",), ("frobnicate",), ("top", "--by", "x", garbage),
+             ("top", "--limit", "-1", garbage), ("export", garbage, "--format", "xml")]
+    for args in cases:
+        r = hs(*args)
+        assert r.returncode == 2, args
+        assert r.stderr.startswith("heapsnap: "), (args, r.stderr)
+        assert "Traceback" not in r.stderr and "Sanitizer" not in r.stderr
+    assert str(garbage) in hs("top", garbage).stderr
+
+
+def test_help_and_version():
+    assert hs("--version").stdout.startswith("heapsnap ")
+    assert "Commands:" in hs("--help").stdout
+    for cmd in ("run", "snapshot", "top", "diff", "leaks", "timeline", "export", "info"):
+        r = hs(cmd, "--help")
+        assert r.returncode == 0 and "usage: heapsnap " + cmd in r.stdout, cmd
