@@ -260,7 +260,7 @@ def test_leaks_on_the_example_service(service_run):
     r = hs("leaks", out)
     assert r.returncode == 0, r.stderr
     j = json.loads(hs("leaks", "--json", out).stdout)
-    assert j["version"] == 1 and j["snapshots"] == len(snaps)
+    assert j["version"] == 1 and j["snapshots"] == len(snaps) - 1   # the final one left out
     sites = [(os.path.basename(s["filename"]), s["function"]) for s in j["suspects"]]
     assert sites and sites[0] == ("sessions.c", "copy_headers"), sites
     src = (ROOT / "examples" / "service" / "service.c").read_text().splitlines()
