@@ -12,6 +12,7 @@ PREFIX  ?= /usr/local
 LIBDIR  ?= $(PREFIX)/lib
 INCDIR  ?= $(PREFIX)/include
 BINDIR  ?= $(PREFIX)/bin
+MANDIR  ?= $(PREFIX)/share/man
 DESTDIR ?=
 CC      ?= cc
 CXX     ?= c++
@@ -187,11 +188,14 @@ install: all
 	    -e 's|@VERSION@|$(shell sed -n 's/.*HEAPSNAP_VERSION_STRING "\(.*\)"/\1/p' include/heapsnap.h)|' \
 	    heapsnap.pc.in > $(DESTDIR)$(LIBDIR)/pkgconfig/heapsnap.pc
 	if [ -f $(B)/heapsnap ]; then install -m 0755 $(B)/heapsnap $(DESTDIR)$(BINDIR)/heapsnap; fi
+	install -d $(DESTDIR)$(MANDIR)/man1
+	install -m 0644 docs/heapsnap.1 $(DESTDIR)$(MANDIR)/man1/heapsnap.1
 
 uninstall:
 	rm -f $(DESTDIR)$(LIBDIR)/libheapsnap.so $(DESTDIR)$(LIBDIR)/libheapsnap-core.a \
 	      $(DESTDIR)$(INCDIR)/heapsnap.h $(DESTDIR)$(INCDIR)/heapsnap-annotate.h \
-	      $(DESTDIR)$(LIBDIR)/pkgconfig/heapsnap.pc $(DESTDIR)$(BINDIR)/heapsnap
+	      $(DESTDIR)$(LIBDIR)/pkgconfig/heapsnap.pc $(DESTDIR)$(BINDIR)/heapsnap \
+	      $(DESTDIR)$(MANDIR)/man1/heapsnap.1
 
 clean:
 	rm -rf $(B)
