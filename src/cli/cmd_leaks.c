@@ -48,9 +48,10 @@ static void print_text(const cli_analysis_opts *o, const cli_series *g, const hs
         printf("\n#%zu %s:%u", i + 1, site ? site->filename : "<unknown>", site ? site->lineno : 0);
         if (site && site->function[0])
             printf(" in %s", site->function);
-        printf("\n   %s in %+lld blocks (now %s in %zu), %s/s, %s per snapshot, "
-               "confidence %.2f\n", grow, s->count_growth, last, s->count_last, rate, per,
-               s->confidence);
+        printf("\n   %s in %+lld blocks (now %s in %zu), %s/s, %s per snapshot\n", grow,
+               s->count_growth, last, s->count_last, rate, per);
+        printf("   confidence %.2f = trend %.2f x steadiness %.2f x ending %.2f x support %.2f\n",
+               s->confidence, s->trend, s->steadiness, s->ending, s->support);
         hs_traceback_format(s->traceback, o->traceback_limit, 0, tb, sizeof(tb));
         fputs(tb, stdout);
     }
@@ -99,6 +100,17 @@ static void print_json(const cli_series *g, const hs_leak_report *r, long limit)
         hs_json_double(&j, s->rate_bytes_per_snapshot);
         hs_json_key(&j, "confidence");
         hs_json_double(&j, s->confidence);
+        hs_json_key(&j, "factors");
+        hs_json_begin_object(&j);
+        hs_json_key(&j, "trend");
+        hs_json_double(&j, s->trend);
+        hs_json_key(&j, "steadiness");
+        hs_json_double(&j, s->steadiness);
+        hs_json_key(&j, "ending");
+        hs_json_double(&j, s->ending);
+        hs_json_key(&j, "support");
+        hs_json_double(&j, s->support);
+        hs_json_end_object(&j);
         hs_json_key(&j, "traceback");
         hs_json_traceback(&j, s->traceback);
         hs_json_end_object(&j);
