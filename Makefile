@@ -169,10 +169,15 @@ unit: $(UNIT_BIN)
 live: $(LIVE_BIN) $(PROG_BIN)
 fuzzers: $(FUZZ_BIN)
 
-check: all unit live fuzzers symtest
+check: all unit live fuzzers symtest $(B)/ubsan/libheapsnap.so
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
+	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
-	HEAPSNAP_BUILD=$(abspath $(B)) $(PYTEST) -q tests
+	@echo "== the tracer built with UBSan, on the live tests"
+	HEAPSNAP_LIB=$(abspath $(B))/ubsan/libheapsnap.so LD_LIBRARY_PATH=$(abspath $(B))/ubsan \
+	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(PYTEST) -q -p no:cacheprovider tests/test_tracer.py
+	@echo "== all tests"
+	HEAPSNAP_BUILD=$(abspath $(B)) $(PYTEST) -q -p no:cacheprovider tests
 
 fuzz: fuzzers
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
