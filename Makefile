@@ -122,7 +122,7 @@ $(B)/asan/heapsnap: $(CLI_ASAN_OBJ) $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-cor
 	$(CC) $(SAN) -o $@ $^ $(OUTPUT_LIBS) -lm
 
 # Unit tests: the analysis, file and CLI code on snapshots built from literals, under ASan+UBSan.
-$(B)/asan/tests/%: tests/unit/%.c tests/unit/unit.h $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-core.a
+$(B)/asan/tests/%: tests/unit/%.c tests/unit/unit.h tests/unit/oom.h $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-core.a
 	@mkdir -p $(dir $@)
 	$(CC) $(HS_CPPFLAGS) -Isrc -I$(B)/gen -O1 -g $(HS_CFLAGS) $(SAN) -o $@ $< $(OUTPUT_ASAN_LIB) $(B)/asan/libheapsnap-core.a $(OUTPUT_LIBS) -lcmocka -lm
 

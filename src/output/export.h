@@ -19,6 +19,10 @@ HS_HIDDEN int hs_export_pprof(const hs_snapshot *s, const hs_snapshot *base, FIL
 HS_HIDDEN int hs_export_json_ex(const hs_snapshot *s, const hs_snapshot *base, FILE *out,
                                 int pretty);
 
+/* Per-traceback statistics of s, or its differences from base when base is not NULL: what the
+ * folded and pprof exporters write.  NULL and *err (a negative errno) on failure. */
+HS_HIDDEN hs_stats *hs_export_stats(const hs_snapshot *s, const hs_snapshot *base, int *err);
+
 /* A streaming JSON writer: commas and nesting are tracked for the caller. */
 typedef struct hs_json {
     FILE *out;

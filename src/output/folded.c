@@ -82,14 +82,23 @@ static int stream_result(FILE *out)
     return 0;
 }
 
+hs_stats *hs_export_stats(const hs_snapshot *s, const hs_snapshot *base, int *err)
+{
+    hs_stats *st = base != NULL ? hs_snapshot_compare_to(s, base, HS_KEY_TRACEBACK, 0)
+                                : hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0);
+    if (st == NULL)
+        *err = errno > 0 ? -errno : -ENOMEM;
+    return st;
+}
+
 int hs_export_folded(const hs_snapshot *s, const hs_snapshot *base, FILE *out)
 {
     if (s == NULL || out == NULL)
         return -EINVAL;
-    hs_stats *st = base != NULL ? hs_snapshot_compare_to(s, base, HS_KEY_TRACEBACK, 0)
-                                : hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0);
+    int err;
+    hs_stats *st = hs_export_stats(s, base, &err);
     if (st == NULL)
-        return errno > 0 ? -errno : -ENOMEM;
+        return err;
     size_t n = hs_stats_count(st);
     const hs_statistic **order = NULL;
     if (n > 0 && (order = hs_malloc(n * sizeof(*order))) == NULL) {

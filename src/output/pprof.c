@@ -552,10 +552,11 @@ int hs_export_pprof(const hs_snapshot *s, const hs_snapshot *base, FILE *out)
 {
     if (s == NULL || out == NULL)
         return -EINVAL;
-    hs_stats *st = base != NULL ? hs_snapshot_compare_to(s, base, HS_KEY_TRACEBACK, 0)
-                                : hs_snapshot_statistics(s, HS_KEY_TRACEBACK, 0);
+    int err;
+    hs_stats *st = hs_export_stats(s, base, &err);
     if (st == NULL)
-        return errno > 0 ? -errno : -ENOMEM;
+        return err;
+    err = 0;
 
     builder b;
     memset(&b, 0, sizeof(b));
@@ -586,7 +587,7 @@ int hs_export_pprof(const hs_snapshot *s, const hs_snapshot *base, FILE *out)
         }
     }
 
-    int err = b.err;
+    err = b.err;
     if (err == 0) {
         pb_value_type *type_ptrs[2] = { &types[0], &types[1] };
         pb_profile p;

@@ -12,19 +12,7 @@
 #include <errno.h>
 #include <unistd.h>
 
-static long fail_countdown = -1;   /* allocations left before failing; -1: never fail */
-
-static int should_fail(void)
-{
-    if (fail_countdown < 0)
-        return 0;
-    return fail_countdown-- == 0;
-}
-
-void *hs_malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
-void *hs_calloc(size_t n, size_t m) { return should_fail() ? NULL : calloc(n, m); }
-void *hs_realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n); }
-void hs_free(void *p) { free(p); }
+#include "oom.h"
 
 static hs_snapshot *make_snapshot(int variant)
 {
@@ -51,11 +39,11 @@ static hs_snapshot *make_snapshot(int variant)
 #define EVERY_FAILURE(result_type, op, free_fn)                                 \
     do {                                                                        \
         for (long k_ = 0;; k_++) {                                              \
-            fail_countdown = k_;                                                \
+            alloc_countdown = k_;                                                \
             errno = 0;                                                          \
             result_type r_ = (op);                                              \
-            int injected = fail_countdown < 0;                                  \
-            fail_countdown = -1;                                                \
+            int injected = alloc_countdown < 0;                                  \
+            alloc_countdown = -1;                                                \
             if (!injected) {      /* every allocation succeeded */              \
                 assert_non_null(r_);                                            \
                 free_fn(r_);                                                    \
@@ -111,13 +99,13 @@ static void test_fnmatch_oom(void **state)
     memset(p, '?', sizeof(p) - 1);
     p[sizeof(p) - 1] = '\0';
     assert_int_equal(hs_fnmatch(p, p), 1);
-    fail_countdown = 0;
+    alloc_countdown = 0;
     errno = 0;
     assert_int_equal(hs_fnmatch(p, p), 0);
     assert_int_equal(errno, ENOMEM);
-    fail_countdown = 0;
+    alloc_countdown = 0;
     assert_int_equal(hs_fnmatch("short*", "short pattern"), 1);   /* no allocation */
-    fail_countdown = -1;
+    alloc_countdown = -1;
 }
 
 /* Without memory for the line cache, listings still come out, a frame without its source line
@@ -142,10 +130,10 @@ static void test_traceback_format_oom(void **state)
     int outcomes = 0;
     for (long n = 0; n < 8; n++) {   /* the name, the contents, the line index: each fails */
         hs_linecache_clear();
-        fail_countdown = n;
+        alloc_countdown = n;
         int len = hs_traceback_format(&tb, HS_ALL_FRAMES, 0, buf, sizeof(buf));
-        int injected = fail_countdown < 0;
-        fail_countdown = -1;
+        int injected = alloc_countdown < 0;
+        alloc_countdown = -1;
         assert_int_equal(len, strlen(buf));
         int w = 0;
         while (w < 4 && strcmp(buf, want[w]) != 0)

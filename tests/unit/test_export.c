@@ -28,19 +28,7 @@
 
 /* ---- allocation failure injection ----------------------------------------------------------- */
 
-static long alloc_countdown = -1;   /* < 0: never fail; else fail when it reaches 0 */
-
-static int alloc_fails(void)
-{
-    if (alloc_countdown < 0)
-        return 0;
-    return alloc_countdown-- == 0;
-}
-
-void *hs_malloc(size_t n) { return alloc_fails() ? NULL : malloc(n); }
-void *hs_calloc(size_t n, size_t m) { return alloc_fails() ? NULL : calloc(n, m); }
-void *hs_realloc(void *p, size_t n) { return alloc_fails() ? NULL : realloc(p, n); }
-void hs_free(void *p) { free(p); }
+#include "oom.h"
 
 /* ---- capturing output ----------------------------------------------------------------------- */
 

@@ -25,22 +25,7 @@
 
 /* ---- allocation failure injection ----------------------------------------------------------- */
 
-static long alloc_countdown = -1;   /* < 0: never fail; else fail when it reaches 0 */
-static size_t alloc_largest;         /* the largest single request since reset */
-
-static int alloc_fails(size_t n)
-{
-    if (n > alloc_largest)
-        alloc_largest = n;
-    if (alloc_countdown < 0)
-        return 0;
-    return alloc_countdown-- == 0;
-}
-
-void *hs_malloc(size_t n) { return alloc_fails(n) ? NULL : malloc(n); }
-void *hs_calloc(size_t n, size_t m) { return alloc_fails(n * m) ? NULL : calloc(n, m); }
-void *hs_realloc(void *p, size_t n) { return alloc_fails(n) ? NULL : realloc(p, n); }
-void hs_free(void *p) { free(p); }
+#include "oom.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 

@@ -18,19 +18,7 @@
 #include <math.h>
 #include <time.h>
 
-static long fail_countdown = -1;   /* allocations left before failing; -1: never fail */
-
-static int should_fail(void)
-{
-    if (fail_countdown < 0)
-        return 0;
-    return fail_countdown-- == 0;
-}
-
-void *hs_malloc(size_t n) { return should_fail() ? NULL : malloc(n); }
-void *hs_calloc(size_t n, size_t m) { return should_fail() ? NULL : calloc(n, m); }
-void *hs_realloc(void *p, size_t n) { return should_fail() ? NULL : realloc(p, n); }
-void hs_free(void *p) { free(p); }
+#include "oom.h"
 
 #define T0 1700000000.0     /* a plausible Epoch timestamp for the first snapshot */
 
@@ -923,11 +911,11 @@ static void test_oom(void **state)
         o.key = (hs_key_type)key;
         long k;
         for (k = 0;; k++) {
-            fail_countdown = k;
+            alloc_countdown = k;
             errno = 0;
             hs_leak_report *r = hs_leaks_analyze((const hs_snapshot *const *)s, N, &o);
-            int injected = fail_countdown < 0;
-            fail_countdown = -1;
+            int injected = alloc_countdown < 0;
+            alloc_countdown = -1;
             if (!injected) {
                 assert_non_null(r);
                 assert_int_equal(hs_leaks_count(r), 152);
