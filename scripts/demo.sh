@@ -5,14 +5,16 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install-deps.sh
 make -j"$(nproc)"
-make -C examples >/dev/null
+make -s -C examples
 
-out=$(mktemp -d)/service.hsnap
+out=$(mktemp -d)/out
 echo
-echo "== The service, traced through the environment alone; final snapshot: $out"
-LD_PRELOAD="$PWD/build/libheapsnap.so" HEAPSNAP_FRAMES=16 HEAPSNAP_OUTPUT="$out" \
-    examples/build/service 300 1
+echo "== heapsnap run: the service, a snapshot every half second ($out)"
+build/heapsnap run --interval 0.5 -o "$out" -- examples/build/service 400 10
 echo
-echo "== The leak hunt with the C API: a snapshot per iteration, compared with the first,"
+echo "== heapsnap leaks: what grows?"
+build/heapsnap leaks --traceback-limit 4 "$out"
+echo
+echo "== The same hunt with the C API: a snapshot per iteration, compared with the first,"
 echo "   filtered to the sessions library"
 examples/build/leak_hunt

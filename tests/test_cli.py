@@ -355,3 +355,40 @@ def test_help_and_version():
     for cmd in ("run", "snapshot", "top", "diff", "leaks", "timeline", "export", "info"):
         r = hs(cmd, "--help")
         assert r.returncode == 0 and "usage: heapsnap " + cmd in r.stdout, cmd
+
+
+def test_run_alloc_fn(tmp):
+    src = ROOT / "tests" / "progs" / "leaky.c"
+    for args, expect in (([], "xmalloc"), (["--alloc-fn", "xmalloc"], "main")):
+        out = tmp / ("o" + str(len(args)))
+        assert hs("run", "-q", *args, "-o", out, "--", PROGS / "leaky").returncode == 0
+        [d] = proc_dirs(out)
+        j = json.loads(hs("top", "--json", "--by", "traceback", "-l", "0",
+                          d / snapshots(d)[-1]).stdout)
+        [s] = [s for s in j["statistics"] if s["size"] == 2000]
+        assert s["traceback"][0]["function"] == expect
+        if expect == "main":
+            assert s["traceback"][0]["lineno"] == site_line(src, "xmalloc")
+
+
+def test_full_disk_skips_snapshots_and_tracing_goes_on(tmp):
+    """A file-size limit stands in for a full disk: the snapshots that do not fit are skipped
+    with one warning, no torn file is left, the program is unharmed, tracing goes on."""
+    out = tmp / "o"
+    cmd = f'ulimit -f 5; exec "{HEAPSNAP}" run -q --interval 0.05 -o "{out}" -- ' \
+          f'"{PROGS / "leak_cxx"}" 120 5'
+    r = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120,
+                       env=clean_env())
+    assert r.returncode == 0 and r.stdout == "handled 1200\n", r.stderr
+    [d] = proc_dirs(out)
+    log = (d / "heapsnap.log").read_text().splitlines()
+    skipped = [l for l in log if "snapshot skipped" in l]
+    assert len(skipped) == 1, log
+    assert "File too large" in skipped[0]
+    names = snapshots(d)
+    assert names, "the early, small snapshots fit"
+    for n in names:
+        assert hs("info", d / n).returncode == 0
+    assert not [p.name for p in d.iterdir() if p.name.startswith(".")]
+    # Tracing went on: the final snapshot, small again (after destructors), was written.
+    assert names[-1].endswith("-final.hsnap") and len(names) >= 2
