@@ -52,8 +52,15 @@ int cli_parse_long(const char *s, long lo, long hi, long *out)
 
 hs_snapshot *cli_load(const char *path)
 {
+    /* A large file takes a moment: say what is happening, on a terminal only. */
+    struct stat st;
+    int shown = !cli_quiet && isatty(2) && stat(path, &st) == 0 && st.st_size > (32 << 20);
+    if (shown)
+        fprintf(stderr, "loading %s (%lld MiB)...", path, (long long)(st.st_size >> 20));
     char err[1024];
     hs_snapshot *s = hs_snapshot_load(path, err, sizeof(err));
+    if (shown)
+        fputs("\r\033[K", stderr);
     if (s == NULL)
         cli_error("%s", err);
     return s;
