@@ -63,14 +63,18 @@ uint32_t hs_capture_stack(void)
             want = HS_STACK_BUF;
         }
     }
+    hs_unwind_lock();
     int n = hs_unwind(pcs, want);
-    int skip = 0;
-    while (skip < n && pcs[skip] >= self_lo && pcs[skip] < self_hi)
-        skip++;
-    int keep = n - skip;
+    hs_unwind_unlock();
+    /* The tracer's own frames go: the hooks on top, and an operator-new hook in the middle
+     * (libstdc++'s operator new calls malloc from inside it). */
+    int keep = 0;
+    for (int i = 0; i < n; i++)
+        if (pcs[i] < self_lo || pcs[i] >= self_hi)
+            pcs[keep++] = pcs[i];
     if (keep > limit + HS_EXTRA_FRAMES)
         keep = limit + HS_EXTRA_FRAMES;
-    uint32_t id = hs_stacks_intern(pcs + skip, (uint32_t)keep);
+    uint32_t id = hs_stacks_intern(pcs, (uint32_t)keep);
     if (id == 0)
         atomic_store(&hs_st.oom, 1);
     if (pcs != small)

@@ -17,6 +17,9 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <link.h>
+#include <sys/resource.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -333,6 +336,110 @@ ALIGNED_HOOK(aligned_alloc, (size_t align, size_t n), (align, n), align, n)
 ALIGNED_HOOK(memalign, (size_t align, size_t n), (align, n), align, n)
 ALIGNED_HOOK(valloc, (size_t n), (n), page_size(), n)
 ALIGNED_HOOK(pvalloc, (size_t n), (n), page_size(), page_round(n))
+
+/* ---- the loader lock and fork ---------------------------------------------------------------
+ * glibc's fork does not take the loader's lock that dl_iterate_phdr holds: a fork while another
+ * thread is inside dl_iterate_phdr leaves it held forever in the child, whose next unwind (libunwind
+ * calls dl_iterate_phdr on a cache miss) would then hang where the untraced child would not.
+ * The tracer's own calls (libunwind's and the symbolizer's, guard held) hold dl_lock for reading
+ * and the fork prepare handler takes it for writing, so none of them is inside the loader across
+ * a fork; glibc's rwlocks prefer readers, so a thread that holds the loader lock (dlopen) and
+ * allocates can still take it while a fork waits.  The program's own calls are only counted (a
+ * fork must not wait for them: their callbacks may wait for the fork): a child forked while one
+ * was in progress may have the lock held, and does not trace (tracer.c says so in its log). */
+static pthread_rwlock_t dl_lock = PTHREAD_RWLOCK_INITIALIZER;
+static const pthread_rwlock_t dl_lock_init = PTHREAD_RWLOCK_INITIALIZER;
+static _Atomic int dl_program_calls;        /* the program's calls in progress */
+static int fork_loader_busy;                /* set by the prepare handler, read in the child */
+
+/* This thread is inside the tracer (not merely "the guard is not ready yet"). */
+static inline int inside_tracer(void)
+{
+    return atomic_load_explicit(&hs_guard_ready, memory_order_acquire) &&
+           pthread_getspecific(hs_guard_key) != NULL;
+}
+
+typedef int (*phdr_cb)(struct dl_phdr_info *, size_t, void *);
+
+HOOK int dl_iterate_phdr(phdr_cb cb, void *data)
+{
+    static int (*real)(phdr_cb, void *);
+    if (HS_UNLIKELY(real == NULL)) {
+        *(void **)&real = dlsym(RTLD_NEXT, "dl_iterate_phdr");
+        if (real == NULL)
+            return 0;
+    }
+    if (!inside_tracer()) {
+        atomic_fetch_add(&dl_program_calls, 1);
+        int r = real(cb, data);
+        atomic_fetch_sub(&dl_program_calls, 1);
+        return r;
+    }
+    pthread_rwlock_rdlock(&dl_lock);
+    int r = real(cb, data);
+    pthread_rwlock_unlock(&dl_lock);
+    return r;
+}
+
+/* Unwinding holds dl_lock for reading too: libunwind has mutexes of its own, and a fork while
+ * another thread holds one would leave it locked in the child. */
+void hs_unwind_lock(void) { pthread_rwlock_rdlock(&dl_lock); }
+void hs_unwind_unlock(void) { pthread_rwlock_unlock(&dl_lock); }
+
+void hs_dl_lock_prepare(void)
+{
+    pthread_rwlock_wrlock(&dl_lock);
+    fork_loader_busy = atomic_load(&dl_program_calls) > 0;
+}
+void hs_dl_lock_parent(void) { pthread_rwlock_unlock(&dl_lock); }
+int hs_dl_lock_child(void)
+{
+    memcpy(&dl_lock, &dl_lock_init, sizeof(dl_lock));
+    atomic_store(&dl_program_calls, 0);
+    return fork_loader_busy;
+}
+
+/* ---- descriptors -------------------------------------------------------------------------------
+ * libunwind validates addresses through a pipe it opens on first use (and again when a read from
+ * it fails).  Opened with the program's lowest free numbers, that pipe would shift every
+ * descriptor the program opens, and a program that closes and reuses descriptors (daemons,
+ * close_range) would have its own files read and written by libunwind.  A pipe created inside
+ * the tracer is moved to the top of the descriptor range, out of the program's way. */
+static int move_high(int fd)
+{
+    struct rlimit rl;
+    int floor = 900;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
+        floor = (int)rl.rlim_cur - 48;
+    int hi = fcntl(fd, F_DUPFD_CLOEXEC, floor);
+    if (hi < 0)
+        return fd;
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0)
+        fcntl(hi, F_SETFL, fl);
+    close(fd);
+    return hi;
+}
+
+HOOK int pipe2(int fds[2], int flags)
+{
+    static int (*real)(int *, int);
+    if (HS_UNLIKELY(real == NULL) && (*(void **)&real = dlsym(RTLD_NEXT, "pipe2")) == NULL) {
+        errno = ENOSYS;
+        return -1;
+    }
+    int r = real(fds, flags);
+    if (r == 0 && inside_tracer()) {
+        fds[0] = move_high(fds[0]);
+        fds[1] = move_high(fds[1]);
+    }
+    return r;
+}
+
+HOOK int pipe(int fds[2])
+{
+    return pipe2(fds, 0);
+}
 
 /* dlclose: before the library goes, the symbolizer notes where it was, so frames captured in it
  * stay resolvable in later snapshots. */

@@ -6,11 +6,11 @@
  * next definition (libstdc++'s, or a replacement allocator's), resolved on first use because a
  * C program may load libstdc++ later with dlopen.
  *
- * Exceptions: a throwing operator new must keep throwing std::bad_alloc and calling the
- * new-handler, and an exception must never unwind through a frame that holds the reentrancy
- * guard (C has no cleanup to release it).  So with the guard held we call the real *nothrow*
- * variant; only when it fails (out of memory) do we release the guard and call the real throwing
- * operator, whose inner malloc our malloc hook then records.
+ * The next operator new runs without the reentrancy guard, as it would without heapsnap: its
+ * new-handler (user code) may allocate, free and throw, and an exception may unwind through our
+ * frame, which holds nothing then.  The block it gets from malloc is recorded by the malloc hook
+ * (size max(n, 1), the same stack); we then set the recorded size to n, the size the program asked
+ * for.  A next operator that does not use malloc (a replacement allocator's) is recorded here.
  */
 #include "tracer.h"
 
@@ -93,33 +93,44 @@ static void *fallback_alloc(size_t n, size_t align)
     return malloc(n ? n : 1);
 }
 
+/* The block p of n bytes that the next operator new returned: recorded with size n. */
+static void record_new(void *p, size_t n)
+{
+    if (p == NULL || !hs_tracing() || !hs_guard_enter())
+        return;
+    hs_live e;
+    if (hs_live_get(0, (uintptr_t)p, &e)) {
+        size_t old;
+        int replaced;
+        if (e.size != n)
+            hs_live_put(0, (uintptr_t)p, n, e.stack, &old, &replaced);
+    } else {
+        hs_record_alloc(p, n);
+    }
+    hs_guard_leave();
+}
+
 static void *do_new(int op, size_t n, size_t align, bool nothrow, const void *nt)
 {
     resolve();
-    new_fn thr = op == OP_NEW ? next.nw : next.na;
-    new_nt_fn thr_nt = op == OP_NEW ? next.nw_nt : next.na_nt;
-    new_al_fn al = op == OP_NEW ? next.nw_al : next.na_al;
-    new_al_nt_fn al_nt = op == OP_NEW ? next.nw_al_nt : next.na_al_nt;
-
-    /* Calls the next operator: the nothrow variant when asked, or when we hold the guard. */
-#define NEXT_NOTHROW() (align ? (al_nt ? al_nt(n, align, nt) : fallback_alloc(n, align)) \
-                              : (thr_nt ? thr_nt(n, nt) : fallback_alloc(n, 0)))
-#define NEXT_THROW() (align ? (al ? al(n, align) : fallback_alloc(n, align)) \
-                            : (thr ? thr(n) : fallback_alloc(n, 0)))
-    if (!hs_tracing() || !hs_guard_enter())
-        return nothrow ? NEXT_NOTHROW() : NEXT_THROW();
-    void *p = NEXT_NOTHROW();
-    if (p != NULL) {
-        hs_record_alloc(p, n);
-        hs_guard_leave();
-        return p;
+    void *p;
+    if (op == OP_NEW) {
+        if (align)
+            p = nothrow ? (next.nw_al_nt ? next.nw_al_nt(n, align, nt) : fallback_alloc(n, align))
+                        : (next.nw_al ? next.nw_al(n, align) : fallback_alloc(n, align));
+        else
+            p = nothrow ? (next.nw_nt ? next.nw_nt(n, nt) : fallback_alloc(n, 0))
+                        : (next.nw ? next.nw(n) : fallback_alloc(n, 0));
+    } else {
+        if (align)
+            p = nothrow ? (next.na_al_nt ? next.na_al_nt(n, align, nt) : fallback_alloc(n, align))
+                        : (next.na_al ? next.na_al(n, align) : fallback_alloc(n, align));
+        else
+            p = nothrow ? (next.na_nt ? next.na_nt(n, nt) : fallback_alloc(n, 0))
+                        : (next.na ? next.na(n) : fallback_alloc(n, 0));
     }
-    hs_guard_leave();
-    if (nothrow)
-        return NULL;
-    return NEXT_THROW();           /* out of memory: new-handler and bad_alloc as usual */
-#undef NEXT_NOTHROW
-#undef NEXT_THROW
+    record_new(p, n);
+    return p;
 }
 
 /* The nothrow_t argument is only passed through: any valid reference will do. */

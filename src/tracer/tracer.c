@@ -281,23 +281,68 @@ static void set_output_path(void)
         snprintf(output_path, sizeof(output_path), "%s", output_base);
 }
 
+/* Before libc's own initialisation (a DT_PREINIT_ARRAY function of the program can allocate)
+ * libc's environ is not set yet: the environment is then read from /proc/self/environ into static
+ * memory, with plain system calls. */
+static char proc_env[32768];
+static size_t proc_env_len;
+
+static int load_proc_environ(void)
+{
+    int fd = open("/proc/self/environ", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    size_t got = 0;
+    for (ssize_t r; got < sizeof(proc_env) - 1 &&
+                    (r = read(fd, proc_env + got, sizeof(proc_env) - 1 - got)) != 0;) {
+        if (r < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        got += (size_t)r;
+    }
+    close(fd);
+    proc_env[got] = '\0';
+    proc_env_len = got;
+    return 0;
+}
+
+/* getenv, or the /proc copy while libc's environ is not set. */
+static const char *env_get(const char *name)
+{
+    if (environ != NULL)
+        return getenv(name);
+    size_t n = strlen(name);
+    for (size_t i = 0; i < proc_env_len; i += strlen(proc_env + i) + 1)
+        if (strncmp(proc_env + i, name, n) == 0 && proc_env[i + n] == '=')
+            return proc_env + i + n + 1;
+    return NULL;
+}
+
 void hs_env_activate(void)
 {
     static _Atomic int busy;
-    if (environ == NULL || atomic_exchange(&busy, 1))
-        return;                              /* too early, or another thread is at it */
+    if (atomic_exchange(&busy, 1))
+        return;                              /* another thread is at it */
     int g = hs_guard_enter();
-    const char *log = getenv("HEAPSNAP_LOG");
+    if (environ == NULL && load_proc_environ() < 0) {
+        atomic_store(&busy, 0);              /* too early and unreadable: try again later */
+        if (g)
+            hs_guard_leave();
+        return;
+    }
+    const char *log = env_get("HEAPSNAP_LOG");
     if (log != NULL && *log != '\0' && make_absolute(log, log_path, sizeof(log_path)) < 0)
         log_path[0] = '\0';
-    const char *frames = getenv("HEAPSNAP_FRAMES");
-    const char *output = getenv("HEAPSNAP_OUTPUT");
-    const char *trim = getenv("HEAPSNAP_TRIM");
-    const char *fns = getenv("HEAPSNAP_ALLOC_FN");
-    const char *follow = getenv("HEAPSNAP_FOLLOW_FORK");
-    const char *dir = getenv("HEAPSNAP_DIR");
-    const char *every = getenv("HEAPSNAP_INTERVAL");
-    const char *only_pid = getenv("HEAPSNAP_PID");
+    const char *frames = env_get("HEAPSNAP_FRAMES");
+    const char *output = env_get("HEAPSNAP_OUTPUT");
+    const char *trim = env_get("HEAPSNAP_TRIM");
+    const char *fns = env_get("HEAPSNAP_ALLOC_FN");
+    const char *follow = env_get("HEAPSNAP_FOLLOW_FORK");
+    const char *dir = env_get("HEAPSNAP_DIR");
+    const char *every = env_get("HEAPSNAP_INTERVAL");
+    const char *only_pid = env_get("HEAPSNAP_PID");
     long n = -1;
     int ok = 1;
     double secs = 0;
@@ -362,9 +407,11 @@ void hs_env_activate(void)
 
 /* ---- fork --------------------------------------------------------------------------------------- */
 
-/* Lock order: state_lock, the stack shards, the live shards, the wide table, the symbolizer. */
+/* Lock order: the loader-call lock, state_lock, the stack shards, the live shards, the wide
+ * table, the symbolizer. */
 static void atfork_prepare(void)
 {
+    hs_dl_lock_prepare();
     pthread_mutex_lock(&state_lock);
     hs_tables_lock_all();
     hs_sym_atfork_prepare();
@@ -375,6 +422,7 @@ static void atfork_parent(void)
     hs_sym_atfork_parent();
     hs_tables_unlock_all();
     pthread_mutex_unlock(&state_lock);
+    hs_dl_lock_parent();
 }
 
 static void atfork_child(void)
@@ -383,7 +431,14 @@ static void atfork_child(void)
     atomic_store(&final_done, 0);
     hs_sym_atfork_child();
     hs_tables_reinit_locks();
+    int loader_busy = hs_dl_lock_child();
     memcpy(&state_lock, &state_lock_init, sizeof(state_lock));
+    if (follow_fork && loader_busy && hs_tracing()) {
+        /* Another thread was inside dl_iterate_phdr: the loader's lock may be held for good in
+         * this child, and unwinding needs it.  Get out of the way. */
+        hs_log("forked while another thread was inside dl_iterate_phdr; not tracing this child");
+        follow_fork = 0;
+    }
     if (!follow_fork) {
         atomic_store(&hs_st.tracing, 0);
         hs_live_clear();

@@ -46,6 +46,12 @@ typedef struct hs_real_fns {
 
 HS_HIDDEN extern hs_real_fns hs_real;
 HS_HIDDEN void hs_hooks_init(void);          /* resolves hs_real; safe to call many times */
+/* Fork handlers for the lock that keeps the tracer's dl_iterate_phdr calls out of a fork. */
+HS_HIDDEN void hs_dl_lock_prepare(void);
+HS_HIDDEN void hs_unwind_lock(void);        /* around every unwind: no thread in libunwind at fork */
+HS_HIDDEN void hs_unwind_unlock(void);
+HS_HIDDEN void hs_dl_lock_parent(void);
+HS_HIDDEN int hs_dl_lock_child(void);      /* 1: the loader may be locked in this child */
 
 /* ---- the reentrancy guard (hooks.c) -----------------------------------------------------------
  * A pthread key rather than a __thread variable: the tracer adds no TLS segment of its own (every
