@@ -8,8 +8,10 @@ PACKAGES=(
     libunwind-dev libdw-dev libelf-dev                     # stack capture, symbolization
     libcmocka-dev python3 python3-pytest                   # unit and end-to-end tests
     valgrind                                               # agreement tests
+    sqlite3 jq                                             # their workloads (tests/agreement)
     libprotobuf-c-dev protobuf-c-compiler zlib1g-dev       # export: pprof's profile.proto, gzip
     golang-go                                              # `go tool pprof` reads exports back in tests
+    libjemalloc2                                           # another malloc under heapsnap (no-harm tests)
 )
 
 missing=()
