@@ -4,10 +4,12 @@
  *   micro mixed   THREADS N    each thread: N malloc+free pairs of mixed small sizes, 64 live
  *   micro cross   N            two threads, each freeing the blocks the other allocated
  *   micro realloc N            realloc growth of 64 buffers, N steps
+ *   micro depth   D N          recurse D frames, then N malloc+free pairs of one size class
  * Prints the wall time in nanoseconds per operation (pair, or step).
  */
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,10 +67,34 @@ static void *cross(void *arg)
     return NULL;
 }
 
+/* depth D N: D frames of recursion below main, then N malloc+free pairs in the deepest one, so
+ * that the tracer's unwinder walks about D + 4 frames per call (D counts these frames; main and
+ * the C runtime's 3 start frames come on top). */
+__attribute__((noinline)) static long pairs(long n)
+{
+    long sum = 0;
+    for (long i = 0; i < n; i++) {
+        char *p = malloc(32 + (size_t)(i & 31));
+        __asm__ volatile("" : : "r"(p) : "memory");   /* the pair must not be optimised away */
+        sum += (long)((uintptr_t)p & 1);
+        free(p);
+    }
+    return sum;
+}
+
+__attribute__((noinline)) static long recurse(int d, long n)
+{
+    if (d <= 1)
+        return pairs(n);
+    long r = recurse(d - 1, n);
+    __asm__ volatile("" : "+r"(r) : : "memory");     /* no tail call: one real frame per level */
+    return r + 1;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: micro mixed THREADS N | cross N | realloc N\n");
+        fprintf(stderr, "usage: micro mixed THREADS N | cross N | realloc N | depth D N\n");
         return 2;
     }
     double t0 = now(), per;
@@ -100,6 +126,18 @@ int main(int argc, char **argv)
         for (int k = 0; k < 64; k++)
             free(b[k]);
         per = (now() - t0) / (double)n_ops;
+    } else if (strcmp(argv[1], "depth") == 0 && argc == 4) {
+        int d = atoi(argv[2]);
+        n_ops = atol(argv[3]);
+        if (d < 1 || d > 100000) {
+            fprintf(stderr, "micro: depth must be 1..100000\n");
+            return 2;
+        }
+        t0 = now();
+        long r = recurse(d, n_ops);
+        per = (now() - t0) / (double)n_ops;
+        if (r < 0)
+            puts("");
     } else {
         fprintf(stderr, "micro: unknown workload %s\n", argv[1]);
         return 2;
