@@ -521,9 +521,62 @@ __attribute__((constructor)) static void hs_init(void)
         hs_guard_leave();
 }
 
+/* The final snapshot must come after every exit handler.  Exit handlers run last-registered
+ * first, and libraries' constructors register theirs before main (before the loader's _dl_fini
+ * is registered): so the final snapshot is registered at the first __cxa_atexit call of the
+ * process if that comes before main's start-up (library constructors), ahead of all of them.
+ * Otherwise (no library registered one; glibc's own registrations bypass the PLT) the destructor
+ * below registers it, to run right after _dl_fini, which then is the first-registered. */
+static _Atomic int final_registered;
+static _Atomic int main_started;            /* __libc_start_main has registered _dl_fini */
+
+typedef int (*main_fn)(int, char **, char **);
+
+/* Only notes that the program's start-up began: from here on, an exit handler registered first
+ * would run before _dl_fini, so the destructor below registers the final snapshot instead. */
+__attribute__((visibility("default"))) int __libc_start_main(main_fn main, int argc, char **argv,
+                                                            void (*init)(void), void (*fini)(void),
+                                                            void (*rtld_fini)(void), void *stack_end)
+{
+    static int (*real)(main_fn, int, char **, void (*)(void), void (*)(void), void (*)(void),
+                       void *);
+    atomic_store(&main_started, 1);
+    *(void **)&real = dlsym(RTLD_NEXT, "__libc_start_main");
+    return real(main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+static void register_final(int (*real)(void (*)(void *), void *, void *))
+{
+    if (!atomic_exchange(&final_registered, 1))
+        real(final_snapshot, NULL, NULL);
+}
+
+__attribute__((visibility("default"))) int __cxa_atexit(void (*fn)(void *), void *arg, void *dso)
+{
+    static int (*real)(void (*)(void *), void *, void *);
+    if (HS_UNLIKELY(real == NULL)) {
+        int g = hs_guard_enter();
+        *(void **)&real = dlsym(RTLD_NEXT, "__cxa_atexit");
+        if (g)
+            hs_guard_leave();
+        if (real == NULL)
+            return -1;
+    }
+    if (HS_UNLIKELY(!atomic_load_explicit(&final_registered, memory_order_relaxed)) &&
+        !atomic_load_explicit(&main_started, memory_order_relaxed)) {
+        int g = hs_guard_enter();
+        register_final(real);
+        if (g)
+            hs_guard_leave();
+    }
+    return real(fn, arg, dso);
+}
+
 __attribute__((destructor)) static void hs_fini(void)
 {
-    if (hs_tracing() && (output_path[0] != '\0' || hs_agent_enabled())) {
+    if (!atomic_load(&final_registered) && hs_tracing() &&
+        (output_path[0] != '\0' || hs_agent_enabled())) {
+        atomic_store(&final_registered, 1);
         int g = hs_guard_enter();
         __cxa_atexit(final_snapshot, NULL, NULL);
         if (g)
