@@ -1,7 +1,12 @@
 /*
- * launch.c - hs-launch RUSAGE_FILE PROGRAM [ARGS...]: runs PROGRAM in a child, waits for it, and
+ * launch.c - hs-launch RUSAGE_FILE [NAME=VALUE...] PROGRAM [ARGS...]: runs PROGRAM in a child
+ * with the NAME=VALUE variables added to its environment (as env(1) does), waits for it, and
  * writes the child's rusage to RUSAGE_FILE as "maxrss_kb utime_s stime_s"; exits with the child's
  * status (or dies of its signal).  For bench/run.py.
+ *
+ * The variables are set in the child only, so that LD_PRELOAD=libheapsnap.so and HEAPSNAP_OUTPUT
+ * apply to the program and not to this launcher (which would otherwise be traced too, and write
+ * its own final snapshot over the program's).
  *
  * Why: bench/run.py spawns from a Python process of ~20 MB.  With vfork or fork, the child's mm
  * at its first exec is the parent's (or a copy), and Linux folds that mm's high-water mark into
@@ -12,6 +17,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -19,7 +25,14 @@
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: hs-launch RUSAGE_FILE PROGRAM [ARGS...]\n");
+        fprintf(stderr, "usage: hs-launch RUSAGE_FILE [NAME=VALUE...] PROGRAM [ARGS...]\n");
+        return 2;
+    }
+    int prog = 2;
+    while (prog < argc && strchr(argv[prog], '=') != NULL)
+        prog++;
+    if (prog == argc) {
+        fprintf(stderr, "hs-launch: no program\n");
         return 2;
     }
     pid_t pid = fork();
@@ -28,8 +41,13 @@ int main(int argc, char **argv)
         return 126;
     }
     if (pid == 0) {
-        execvp(argv[2], argv + 2);
-        perror(argv[2]);
+        for (int i = 2; i < prog; i++)
+            if (putenv(argv[i]) != 0) {
+                perror("hs-launch: putenv");
+                _exit(126);
+            }
+        execvp(argv[prog], argv + prog);
+        perror(argv[prog]);
         _exit(127);
     }
     int st;

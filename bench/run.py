@@ -2,7 +2,7 @@
 """bench/run.py - heapsnap's benchmark suite (issue 5): overhead against an untraced run and
 heaptrack on real programs and microbenchmarks, scaling curves, and the targets.
 
-    bench/run.py                 everything; writes bench/RESULTS.md (about 20 minutes)
+    bench/run.py                 everything; writes bench/RESULTS.md (about 20 minutes of runs)
     bench/run.py --quick         smoke test: small inputs, 1 run, report in build/bench/
     bench/run.py --overhead      only the overhead tables       (--scaling: only the curves)
     bench/run.py --runs 7 --workloads jq,sqlite --tools untraced,heapsnap16,heaptrack
@@ -232,8 +232,7 @@ def workloads(sz):
                   {}, None, "clang++ -O1 -c of an STL-heavy C++ file",
                   lambda: None),
         "jq": ([shutil.which("jq") or "jq", "[.[]|select(.x>5)|.name]|length", data], {}, None,
-               "jq over a %.0f MB JSON array of %d objects" % (
-                   sz.json_objects * 72 / 1e6, sz.json_objects),
+               "jq over a {json_mb} MB JSON array of %d small objects" % sz.json_objects,
                lambda: gen_json(data, sz.json_objects)),
         "python": ([PY, os.path.join(BENCH, "workloads", "json_dicts.py"), str(sz.py_records),
                     str(sz.py_rounds)], {"PYTHONMALLOC": "malloc"}, None,
@@ -359,11 +358,19 @@ RUN_COUNTER = [0]
 
 
 def run_once(argv, env, stdin=None, out_path=os.devnull, timeout=3600):
-    """Spawns argv (through hs-launch) and waits for it and every process it leaves behind.
-    Returns the measures."""
+    """Spawns argv with env (through hs-launch) and waits for it and every process it leaves
+    behind.  Returns the measures."""
     RUN_COUNTER[0] += 1
     ru_file = os.path.join(OUT, "tmp", "launch-%d-%d.ru" % (os.getpid(), RUN_COUNTER[0]))
-    argv = [LAUNCH, ru_file] + list(argv)
+    # hs-launch itself runs in the base environment; what the tool adds (LD_PRELOAD, HEAPSNAP_*,
+    # PYTHONMALLOC) is handed to it as NAME=VALUE arguments, set in the program's process only.
+    base = base_env()
+    extra = ["%s=%s" % (k, v) for k, v in sorted(env.items()) if base.get(k) != v]
+    gone = [k for k in base if k not in env]
+    if gone:
+        raise ValueError("run_once cannot unset %s" % gone)
+    argv = [LAUNCH, ru_file] + extra + list(argv)
+    env = base
     actions = [
         (os.POSIX_SPAWN_OPEN, 0, stdin or os.devnull, os.O_RDONLY, 0),
         (os.POSIX_SPAWN_OPEN, 1, out_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644),
@@ -525,6 +532,8 @@ def overhead(args, sz, results):
     for w in args.workloads:
         argv, extra, stdin, desc, prepare = wls[w]
         prepare()
+        if "{json_mb}" in desc:
+            desc = desc.replace("{json_mb}", "%.1f" % (os.path.getsize(argv[-1]) / 1e6))
         entry = res[w] = dict(desc=desc, commands={}, runs={t: [] for t in args.tools},
                               load_before=os.getloadavg())
         for t in args.tools:
@@ -557,6 +566,8 @@ def summarize_overhead(entry):
             maxrss=med([r["maxrss_kb"] for r in runs]) / 1024,
             wall_x=med(ratios(runs, base, "wall")),
             cpu_x=med(ratios(runs, base, "cpu")),
+            cpu_x_range=(min(ratios(runs, base, "cpu")), max(ratios(runs, base, "cpu")))
+            if ratios(runs, base, "cpu") else None,
             rss_x=med(ratios(runs, base, "peak_rss_kb")),
             ns_op=med([r.get("ns_op") for r in runs]),
             snap=med([r.get("snapshot_bytes") for r in runs]),
@@ -832,7 +843,7 @@ def report(args, results, path):
     a("This file is written by `bench/run.py` (issue 5). To regenerate it on an idle machine:")
     a("")
     a("```sh")
-    a("bench/run.py            # ~20 min on 2 cores; installs jq, sqlite3, clang, heaptrack if missing")
+    a("bench/run.py   # ~20 min of runs on 2 cores, after up to 15 min waiting for an idle machine")
     a("```")
     a("")
     a("`bench/run.py --quick` is a smoke test (small inputs, one run, report in `build/bench/`); "
@@ -904,8 +915,11 @@ def report(args, results, path):
     if ov:
         a("## Overhead")
         a("")
-        a("Medians; × = median of the run-by-run ratios to untraced. ns/op is the microbenchmark's "
-          "own timing of its loop (per pair or step, per thread).")
+        a("Medians; × = median of the run-by-run ratios to untraced, with the smallest and largest "
+          "of those ratios for CPU. ns/op is the microbenchmark's own timing of its loop (per pair "
+          "or step, per thread); the microbenchmarks' untraced runs are so short that their "
+          "ratios mostly measure process start and exit, so ns/op is the figure to compare "
+          "there. *snapshot* is the size of the final snapshot file.")
         a("")
         a("| workload | tool | wall | wall × | CPU | CPU × | peak RSS Σ | RSS × | ru_maxrss | "
           "ns/op | snapshot |")
@@ -916,8 +930,11 @@ def report(args, results, path):
                 if t not in s:
                     continue
                 x = s[t]
+                rng = x["cpu_x_range"]
                 a("| %s | %s | %s s | %s | %s s | %s | %s MiB | %s | %s MiB | %s | %s |" % (
-                    w, t, fx(x["wall"]), fr(x["wall_x"]), fx(x["cpu"]), fr(x["cpu_x"]),
+                    w, t, fx(x["wall"]), fr(x["wall_x"]), fx(x["cpu"]),
+                    fr(x["cpu_x"]) + (" (%.2f–%.2f)" % rng if rng and t != "untraced" and
+                                      x["n"] > 1 else ""),
                     fx(x["rss"], 0), fr(x["rss_x"]), fx(x["maxrss"], 0),
                     fx(x["ns_op"], 0) if x["ns_op"] is not None else "",
                     fbytes(x["snap"]) if x["snap"] else ""))
@@ -1094,8 +1111,11 @@ def report(args, results, path):
     return path
 
 
+RESULTS_JSON = [os.path.join(OUT, "results.json")]
+
+
 def save(results):
-    with open(os.path.join(OUT, "results.json"), "w") as f:
+    with open(RESULTS_JSON[0], "w") as f:
         json.dump(results, f, indent=1, default=str)
 
 
@@ -1141,6 +1161,8 @@ def main():
     output = args.output or (os.path.join(BENCH, "RESULTS.md") if complete else
                              os.path.join(OUT, "RESULTS-quick.md" if args.quick
                                           else "RESULTS-partial.md"))
+    RESULTS_JSON[0] = os.path.join(OUT, "results.json" if complete else "results-quick.json"
+                                   if args.quick else "results-partial.json")
     if args.wait_minutes is None:
         args.wait_minutes = 0 if args.quick else 15
 
