@@ -7,6 +7,7 @@ heaptrack on real programs and microbenchmarks, scaling curves, and the targets.
     bench/run.py --overhead      only the overhead tables       (--scaling: only the curves)
     bench/run.py --runs 7 --workloads jq,sqlite --tools untraced,heapsnap16,heaptrack
     bench/run.py --rev HEAD      measure a git revision instead of the working tree
+    bench/run.py --scaling --update   measure one part again into the last complete run
 
 Python 3 standard library only; run with /usr/bin/python3 (the shebang).  Installs the missing
 Debian packages it needs (jq, sqlite3, clang, heaptrack) with apt-get, builds heapsnap with make,
@@ -60,7 +61,6 @@ ALL_WORKLOADS = REAL_WORKLOADS + MICRO_WORKLOADS
 DEFAULT_TOOLS = ["untraced", "heapsnap1", "heapsnap16", "heapsnap64", "heapsnap16-nosnap",
                  "heaptrack"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-PAGE_KB = os.sysconf("SC_PAGE_SIZE") // 1024
 T_START = time.monotonic()
 
 
@@ -397,6 +397,8 @@ def run_once(argv, env, stdin=None, out_path=os.devnull, timeout=3600):
     sampler.stop()
     cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
     cpu_wait4 = sum(r.ru_utime + r.ru_stime for _, r in reaped)
+    if abs(cpu - cpu_wait4) > 0.01:
+        log("WARNING: RUSAGE_CHILDREN says %.3f s, wait4 %.3f s: %s" % (cpu, cpu_wait4, argv))
     procs = [dict(pid=p, comm=v["comm"], cpu=v["ticks"] / CLK_TCK, rss_max_kb=v["rss_max"])
              for p, v in sorted(sampler.procs.items()) if v["comm"] != "hs-launch"]
     # ru_maxrss: the program's own (hs-launch's wait4), and that of any orphan reaped here
@@ -470,11 +472,13 @@ def shown(argv, extra_env, prefix):
     return envs + prefix + " ".join(q(a) for a in argv)
 
 
-def measured_run(tool, argv, extra_env, stdin=None):
-    """One run of a workload under a tool, in a fresh temporary folder; checks the outcome."""
+def measured_run(tool, argv, extra_env, stdin=None, wrap=()):
+    """One run of a workload under a tool, in a fresh temporary folder; checks the outcome.
+    wrap (such as taskset -c 0) goes before the tool, so that it applies to all its processes."""
     tmp = tempfile.mkdtemp(prefix="run-", dir=os.path.join(OUT, "tmp"))
     try:
         cmd, env, _ = tool_command(tool, argv, extra_env, tmp)
+        cmd = list(wrap) + cmd
         out = os.path.join(tmp, "stdout")
         r = run_once(cmd, env, stdin=stdin, out_path=out)
         with open(out, errors="replace") as f:
@@ -583,40 +587,38 @@ def scaling(args, sz, results):
     runs = max(1, min(args.runs, 3))
     tmproot = os.path.join(OUT, "tmp")
 
-    # 1. cost per malloc+free pair against stack depth and traceback limit
-    tools = ["untraced", "heapsnap1", "heapsnap4", "heapsnap16", "heapsnap64"]
-    if "heaptrack" in args.tools:
-        tools.append("heaptrack")
-    depth = sc["depth"] = dict(n=sz.depth_n, tools=tools, cells={})
-    for d in (1, 4, 16, 64):
-        argv = [MICRO, "depth", str(d), str(sz.depth_n)]
-        cells = {t: [] for t in tools}
-        for i in range(runs + 1):
-            for t in tools:
-                r = measured_run(t, argv, {})
-                if i > 0:
-                    cells[t].append(ns_per_op(r["stdout"]))
-        depth["cells"][str(d)] = {t: med(v) for t, v in cells.items()}
-        log("depth %2d: %s" % (d, "  ".join("%s %.0f" % (t, depth["cells"][str(d)][t])
-                                            for t in tools)))
-    save(results)
+    # 1 and 2. cost per malloc+free pair: the program's own timing of its loop (wall, per pair of
+    # one thread) and the CPU of every process of the run divided by all pairs.  heapsnap runs
+    # here write no final snapshot, so that its cost does not count as a cost per pair.
+    def pair_curve(key, rows, tools):
+        """rows: [(label, argv, total pairs, wrap)] -> results["scaling"][key]"""
+        curve = sc[key] = dict(tools=tools, rows=[])
+        for label, argv, pairs, wrap in rows:
+            wall = {t: [] for t in tools}
+            cpu = {t: [] for t in tools}
+            for i in range(runs + 1):
+                for t in tools:
+                    r = measured_run(t, argv, {}, wrap=wrap)
+                    if i > 0:
+                        wall[t].append(ns_per_op(r["stdout"]))
+                        cpu[t].append(r["cpu"] / pairs * 1e9)
+            cells = {t: dict(wall_ns=med(wall[t]), cpu_ns=med(cpu[t])) for t in tools}
+            curve["rows"].append(dict(label=label, argv=argv, cells=cells))
+            log("%s %s: %s" % (key, label, "  ".join(
+                "%s %.0f/%.0f" % (t, c["wall_ns"], c["cpu_ns"]) for t, c in cells.items())))
+        save(results)
 
-    # 2. threads
-    tools = ["untraced", "heapsnap1", "heapsnap16", "heapsnap64"] + (
-        ["heaptrack"] if "heaptrack" in args.tools else [])
-    thr = sc["threads"] = dict(n=sz.threads_n, tools=tools, cells={})
-    for nt in (1, 2):
-        argv = [MICRO, "mixed", str(nt), str(sz.threads_n)]
-        cells = {t: [] for t in tools}
-        for i in range(runs + 1):
-            for t in tools:
-                r = measured_run(t, argv, {})
-                if i > 0:
-                    cells[t].append(ns_per_op(r["stdout"]))
-        thr["cells"][str(nt)] = {t: med(v) for t, v in cells.items()}
-        log("threads %d: %s" % (nt, "  ".join("%s %.0f" % (t, thr["cells"][str(nt)][t])
-                                             for t in tools)))
-    save(results)
+    ht = ["heaptrack"] if "heaptrack" in args.tools else []
+    n = sz.depth_n
+    pair_curve("depth", [(str(d), [MICRO, "depth", str(d), str(n)], n, ())
+                         for d in (1, 4, 16, 64)],
+               ["untraced"] + ["heapsnap%d-nosnap" % k for k in (1, 4, 16, 64)] + ht)
+    n = sz.threads_n
+    pair_curve("threads", [
+        ("1", [MICRO, "mixed", "1", str(n)], n, ()),
+        ("2", [MICRO, "mixed", "2", str(n)], 2 * n, ()),
+        ("2 on one core", [MICRO, "mixed", "2", str(n)], 2 * n, ("taskset", "-c", "0")),
+    ], ["untraced"] + ["heapsnap%d-nosnap" % k for k in (1, 16, 64)] + ht)
 
     # 3. snapshots against live blocks (100 stacks) and against distinct stacks
     def snap_point(n, s):
@@ -874,8 +876,14 @@ def report(args, results, path):
     if results.get("overhead"):
         a("| 1-min load average before each workload | %s |" % ", ".join(
             "%s %.2f" % (w, e["load_before"][0]) for w, e in results["overhead"].items()))
-    a("| options | `%s` |" % " ".join(["bench/run.py"] + sys.argv[1:]))
+    a("| command | `%s` |" % results.get("command", " ".join(["bench/run.py"] + sys.argv[1:])))
     a("| duration | %.1f min |" % (results["duration_s"] / 60))
+    for u in results.get("updates", []):
+        a("| %s measured again | %s by `%s`, %.1f min; load average %.2f %.2f %.2f at start, "
+          "%.2f %.2f %.2f at the end; same libheapsnap.so%s |" % (
+              u["part"], u["date"], u["command"], u["duration_s"] / 60,
+              *u["load"]["start"], *u["load"]["end"],
+              "" if u["lib_end"] == results["lib_start"] else " **until it changed**"))
     a("")
     a("## How it is measured")
     a("")
@@ -901,6 +909,10 @@ def report(args, results, path):
       "the steadier figure.")
     a("")
 
+    if results["args"].get("quick"):
+        a("**`--quick` run:** the inputs are small, so start-up costs (heaptrack's interpreter "
+          "above all) dominate the ratios and the verdicts below mean nothing.")
+        a("")
     tg = targets(results)
     if tg:
         a("## Targets (issue 5, item 4)")
@@ -1005,35 +1017,42 @@ def report(args, results, path):
             a("")
 
     sc = results.get("scaling", {})
+    def pair_table(curve, first):
+        names = [t.replace("-nosnap", "").replace("heapsnap", "heapsnap limit ")
+                 for t in curve["tools"]]
+        a("| %s | " % first + " | ".join(names) + " |")
+        a("|---|" + "---|" * len(names))
+        for row in curve["rows"]:
+            a("| %s | " % row["label"] + " | ".join(
+                "%s / %s" % (fx(row["cells"][t]["wall_ns"], 0), fx(row["cells"][t]["cpu_ns"], 0))
+                for t in curve["tools"]) + " |")
+        a("")
+
+    nruns = max(1, min(args.runs, 3))
     if sc.get("depth"):
         d = sc["depth"]
         a("## Scaling: cost per malloc+free pair against stack depth and traceback limit")
         a("")
-        a("`build/bench/micro depth D %d`: D frames of recursion (plus main and 3 C-runtime "
-          "frames), then %s malloc+free pairs; ns per pair as the program times its loop, median "
-          "of %d. The heapsnapN columns are the traceback limit N." % (
-              d["n"], sci(d["n"]), max(1, min(args.runs, 3))))
+        a("`%s`: D frames of recursion (plus main and 3 C-runtime frames), then malloc+free "
+          "pairs. Each cell is *wall / CPU* in ns per pair: the program's own timing of its loop, "
+          "then the CPU time of every process of the run (heaptrack's interpreter included) "
+          "divided by the pairs; median of %d. heapsnap runs here write no final snapshot." % (
+              shown([rel(MICRO), "depth", "D", d["rows"][0]["argv"][-1]], {}, ""), nruns))
         a("")
-        a("| stack depth D | " + " | ".join(d["tools"]) + " | heapsnap16 − untraced |")
-        a("|---|" + "---|" * (len(d["tools"]) + 1))
-        for D, cells in d["cells"].items():
-            extra = (cells["heapsnap16"] - cells["untraced"]) if cells.get("heapsnap16") else None
-            a("| %s | " % D + " | ".join(fx(cells[t], 0) for t in d["tools"]) +
-              " | %s |" % fx(extra, 0))
-        a("")
+        pair_table(d, "stack depth D")
     if sc.get("threads"):
         d = sc["threads"]
         a("## Scaling: threads")
         a("")
-        a("`build/bench/micro mixed T %d`: each of T threads does %s malloc+free pairs of mixed "
-          "small sizes; ns per pair per thread (wall / pairs of one thread), median." % (
-              d["n"], sci(d["n"])))
+        a("`%s`: each of T threads does %s malloc+free pairs of mixed small sizes. Cells as "
+          "above: *wall / CPU* ns per pair, wall being per pair of one thread (threads run in "
+          "parallel) and CPU per pair of all threads. The last row runs the whole command under "
+          "`taskset -c 0` (heaptrack's interpreter too): the threads then take turns on one core "
+          "instead of running at the same time." %
+          (shown([rel(MICRO), "mixed", "T", d["rows"][0]["argv"][-1]], {}, ""),
+           sci(int(d["rows"][0]["argv"][-1]))))
         a("")
-        a("| threads | " + " | ".join(d["tools"]) + " |")
-        a("|---|" + "---|" * len(d["tools"]))
-        for T, cells in d["cells"].items():
-            a("| %s | " % T + " | ".join(fx(cells[t], 0) for t in d["tools"]) + " |")
-        a("")
+        pair_table(d, "threads")
 
     def snap_table(points, title, intro):
         a("## " + title)
@@ -1124,8 +1143,9 @@ def save(results):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
-                                 epilog="workloads: %s\ntools: untraced, heapsnapN (N = traceback "
-                                        "limit), heaptrack" % ", ".join(ALL_WORKLOADS))
+                                 epilog="workloads: %s\ntools: untraced, heapsnapN (traceback limit N, "
+                                        "final snapshot written), heapsnapN-nosnap (no final "
+                                        "snapshot), heaptrack" % ", ".join(ALL_WORKLOADS))
     ap.add_argument("--quick", action="store_true", help="small inputs, 1 run, no warm-up")
     ap.add_argument("--runs", type=int, help="measured runs per (workload, tool) (default 5)")
     ap.add_argument("--workloads", help="comma-separated (default: all)")
@@ -1139,9 +1159,17 @@ def main():
                     help="wait while the 1-minute load average is above this (default 0.5)")
     ap.add_argument("--wait-minutes", type=float, default=None,
                     help="longest wait for --max-load (default 15; 0 with --quick)")
+    ap.add_argument("--update", action="store_true",
+                    help="with --overhead or --scaling: measure that part again, replace it in "
+                         "the last complete run's build/bench/results.json (same build only) and "
+                         "rewrite bench/RESULTS.md")
     ap.add_argument("-o", "--output", help="the report (default bench/RESULTS.md for a complete "
                                            "run, else build/bench/RESULTS-partial.md)")
     args = ap.parse_args()
+    if args.update and (args.quick or args.overhead == args.scaling or args.workloads or
+                        args.tools or (args.runs or 5) < 5):
+        ap.error("--update takes one of --overhead and --scaling, and the default workloads, "
+                 "tools and runs")
     if args.runs is None:
         args.runs = 1 if args.quick else 5
     if args.quick:
@@ -1158,11 +1186,13 @@ def main():
     do_scaling = not args.overhead or args.scaling
     complete = (not args.quick and do_overhead and do_scaling and args.runs >= 5 and
                 args.workloads == ALL_WORKLOADS and args.tools == DEFAULT_TOOLS)
+    complete = complete or args.update
     output = args.output or (os.path.join(BENCH, "RESULTS.md") if complete else
                              os.path.join(OUT, "RESULTS-quick.md" if args.quick
                                           else "RESULTS-partial.md"))
     RESULTS_JSON[0] = os.path.join(OUT, "results.json" if complete else "results-quick.json"
                                    if args.quick else "results-partial.json")
+    command = " ".join(["bench/run.py"] + sys.argv[1:])
     if args.wait_minutes is None:
         args.wait_minutes = 0 if args.quick else 15
 
@@ -1174,12 +1204,28 @@ def main():
     for w in args.workloads:                   # inputs before the load check
         workloads(sz)[w][4]()
 
+    old = None
+    if args.update:
+        try:
+            with open(RESULTS_JSON[0]) as f:
+                old = json.load(f)
+        except (OSError, ValueError):
+            raise SystemExit("--update: no complete run in %s" % rel(RESULTS_JSON[0]))
+        if not (old.get("overhead") and old.get("scaling")):
+            raise SystemExit("--update: %s is not a complete run" % rel(RESULTS_JSON[0]))
+        if "command" not in old:
+            old["command"] = "bench/run.py" + (" --rev " + old["args"]["rev"]
+                                               if old["args"].get("rev") else "")
+        if old.get("lib_start") != lib_digest():
+            raise SystemExit("--update: libheapsnap.so differs from the one measured in %s; "
+                             "run the whole suite" % rel(RESULTS_JSON[0]))
+
     first, start, waited = wait_for_idle(args.max_load, args.wait_minutes)
     log("load average %.2f %.2f %.2f" % start)
-    results = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime(
-        "%Y-%m-%d %H:%M UTC"), machine=machine_info(), args=vars(args),
-        load=dict(first=first, start=start, waited_s=waited), lib_start=lib_digest(),
-        measured=measured)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    results = dict(date=now, machine=machine_info(), args=vars(args), command=command,
+                   load=dict(first=first, start=start, waited_s=waited), lib_start=lib_digest(),
+                   measured=measured)
     results["accounting_check"] = accounting_check()
     log("accounting check: %s" % json.dumps(results["accounting_check"]))
     t0 = time.monotonic()
@@ -1192,6 +1238,14 @@ def main():
     results["lib_end"] = lib_digest()
     if results["lib_end"] != results["lib_start"]:
         log("WARNING: build/libheapsnap.so changed during the run")
+    if old is not None:
+        part = "overhead" if do_overhead else "scaling"
+        old[part] = results[part]
+        old.setdefault("updates", []).append(dict(
+            part=part, date=now, command=command, load=results["load"],
+            duration_s=results["duration_s"], lib_end=results["lib_end"]))
+        results = old
+        args = argparse.Namespace(**old["args"])
     save(results)
     path = report(args, results, output)
     log("report: %s" % rel(path))
