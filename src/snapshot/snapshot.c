@@ -36,11 +36,6 @@ void hs_store_free(hs_store *st)
     hs_free(st);
 }
 
-size_t hs_store_bytes(const hs_store *st)
-{
-    return st->arena.bytes + (st->strcap + st->tbsetcap + st->tbcap) * sizeof(void *);
-}
-
 static int str_grow(hs_store *st)
 {
     size_t cap = st->strcap ? st->strcap * 2 : 256;

@@ -45,7 +45,6 @@ HS_HIDDEN const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const h
 HS_HIDDEN const hs_tb *hs_store_copy_tb(hs_store *dst, const hs_tb *src);
 HS_HIDDEN size_t hs_store_tb_count(const hs_store *st);
 HS_HIDDEN const hs_tb *hs_store_tb_at(const hs_store *st, size_t id);
-HS_HIDDEN size_t hs_store_bytes(const hs_store *st);
 
 /* (filename, lineno) of every frame equal: the tracebacks are one statistic key (SPEC section 7). */
 HS_HIDDEN int hs_tb_key_equal(const hs_traceback *a, const hs_traceback *b);

@@ -148,7 +148,6 @@ HS_HIDDEN void hs_unmap(void *p, size_t n);
 
 /* ---- stack capture (unwind.h) and snapshots (capture.c) ------------------------------------- */
 HS_HIDDEN uint32_t hs_capture_stack(void);       /* guard held; 0 when nothing could be stored */
-HS_HIDDEN void hs_trim_init(void);               /* reads HEAPSNAP_ALLOC_FN */
 HS_HIDDEN int hs_set_alloc_fns(const char *colon_list);
 HS_HIDDEN hs_snapshot *hs_take_snapshot_kind(const char *kind);  /* guard held by the caller */
 
