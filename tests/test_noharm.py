@@ -157,14 +157,7 @@ def test_std_thread(tmp):
 
 # ---- fork, exec, spawn ----------------------------------------------------------------------------
 
-KNOWN_FORK_SYMBOLIZER_RACE = (
-    "known bug, about 1 run in 15: a child forked while other threads take their first "
-    "snapshots can find no block at its own allocation line in its own snapshot (the "
-    "symbolizer's first-use set-up runs outside its lock); the program itself is unharmed")
-
-
-@pytest.mark.parametrize("follow", [False, pytest.param(True, marks=pytest.mark.xfail(
-    reason=KNOWN_FORK_SYMBOLIZER_RACE, strict=False))], ids=["not-followed", "followed"])
+@pytest.mark.parametrize("follow", [False, True], ids=["not-followed", "followed"])
 def test_fork_from_a_multithreaded_program(tmp, follow):
     """Forks while 4 other threads allocate; again and again, each run under a timeout.  The
     children (half exit normally, half with _exit) check their own snapshot with the C API."""

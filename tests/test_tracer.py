@@ -12,14 +12,7 @@ PROGS = BUILD / "progs"
 LEAKY_C = ROOT / "tests" / "progs" / "leaky.c"
 
 
-# Known bug (also tests/test_noharm.py): about 1 run in 15, a child forked while other threads
-# take their first snapshots symbolizes the program's frames without line info.  Deadlocks at
-# fork are covered strictly by tests/test_noharm.py.
-FORK_SYMBOLIZER_RACE = pytest.mark.xfail(strict=False, reason="known symbolizer race after fork")
-
-
-@pytest.mark.parametrize("name", ["api_basic", "cxx", "depth", "threads",
-                                  pytest.param("fork", marks=FORK_SYMBOLIZER_RACE)])
+@pytest.mark.parametrize("name", ["api_basic", "cxx", "depth", "threads", "fork"])
 def test_live_program(name):
     """Each live program checks itself and exits 0; its own process, with a timeout."""
     r = subprocess.run([BUILD / "live" / name], env=clean_env(), capture_output=True, text=True,

@@ -63,9 +63,9 @@ uint32_t hs_capture_stack(void)
             want = HS_STACK_BUF;
         }
     }
-    hs_unwind_lock();
+    hs_loader_use_begin();
     int n = hs_unwind(pcs, want);
-    hs_unwind_unlock();
+    hs_loader_use_end();
     /* The tracer's own frames go: the hooks on top, and an operator-new hook in the middle
      * (libstdc++'s operator new calls malloc from inside it). */
     int keep = 0;

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <link.h>
 #include <sys/resource.h>
+#include <time.h>
 #include <sched.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -382,16 +383,30 @@ HOOK int dl_iterate_phdr(phdr_cb cb, void *data)
 }
 
 /* Unwinding holds dl_lock for reading too: libunwind has mutexes of its own, and a fork while
- * another thread holds one would leave it locked in the child. */
-void hs_unwind_lock(void) { pthread_rwlock_rdlock(&dl_lock); }
-void hs_unwind_unlock(void) { pthread_rwlock_unlock(&dl_lock); }
+ * another thread holds one would leave it locked in the child.  So do the symbolizer's calls
+ * that change or read the loader's state outside dl_iterate_phdr (dlopen of libdw, dlsym,
+ * dladdr): a fork while another thread is half-way through dlopen leaves the child a
+ * half-loaded libdw (glibc resets the loader lock in the child, not the link map). */
+void hs_loader_use_begin(void) { pthread_rwlock_rdlock(&dl_lock); }
+void hs_loader_use_end(void) { pthread_rwlock_unlock(&dl_lock); }
 
+/* The fork waits for the tracer's loader calls in flight, but not for ever: a program that forks
+ * from an ELF constructor holds the loader lock that such a call may be waiting for.  After a
+ * second the fork goes on without dl_lock, and the child does not trace. */
+static int fork_has_dl_lock;
 void hs_dl_lock_prepare(void)
 {
-    pthread_rwlock_wrlock(&dl_lock);
-    fork_loader_busy = atomic_load(&dl_program_calls) > 0;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 1;
+    fork_has_dl_lock = pthread_rwlock_timedwrlock(&dl_lock, &until) == 0;
+    fork_loader_busy = !fork_has_dl_lock || atomic_load(&dl_program_calls) > 0;
 }
-void hs_dl_lock_parent(void) { pthread_rwlock_unlock(&dl_lock); }
+void hs_dl_lock_parent(void)
+{
+    if (fork_has_dl_lock)
+        pthread_rwlock_unlock(&dl_lock);
+}
 int hs_dl_lock_child(void)
 {
     memcpy(&dl_lock, &dl_lock_init, sizeof(dl_lock));

@@ -102,6 +102,22 @@
  * State.  Everything below is protected by g_lock unless it is an _Atomic.
  */
 
+/* The tracer's loader-use lock (hooks.c), weak: the symbolizer is also built on its own, for its
+ * tests, without the tracer.  Every dlopen/dlsym/dladdr below runs inside it, so that no fork
+ * happens half-way through one (see hs_loader_use_begin). */
+HS_HIDDEN void hs_loader_use_begin(void) __attribute__((weak));
+HS_HIDDEN void hs_loader_use_end(void) __attribute__((weak));
+static void loader_begin(void)
+{
+    if (hs_loader_use_begin != NULL)
+        hs_loader_use_begin();
+}
+static void loader_end(void)
+{
+    if (hs_loader_use_end != NULL)
+        hs_loader_use_end();
+}
+
 /* The symbolizer lock: statically initialised so that it exists before any constructor runs. */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 
@@ -222,6 +238,7 @@ static void demangler_find(void)
     int idle = 0;
     if (!atomic_compare_exchange_strong(&g_demangle_busy, &idle, 1))
         return; /* another thread searches (or a dlopen hook re-entered us) */
+    loader_begin();
     hs_demangle_fn *fn = (hs_demangle_fn *)dlsym(RTLD_DEFAULT, "__cxa_demangle");
     Dl_info di;
     if (fn != NULL && dladdr((void *)fn, &di) != 0 && di.dli_fname != NULL &&
@@ -240,6 +257,7 @@ static void demangler_find(void)
                 fn = (hs_demangle_fn *)dlsym(h, "__cxa_demangle");
         }
     }
+    loader_end();
     if (fn != NULL)
         atomic_store_explicit(&g_demangle, fn, memory_order_release);
     atomic_store_explicit(&g_demangle_gen, gen, memory_order_relaxed);
@@ -761,6 +779,7 @@ static void dw_ensure_loaded(void)
     memset(&api, 0, sizeof(api));
     bool ok = false;
     const char *soname = atomic_load(&g_libdw_soname);
+    loader_begin();
     void *h = soname != NULL && soname[0] != '\0' ? dlopen(soname, RTLD_NOW | RTLD_LOCAL) : NULL;
     if (h != NULL) {
         ok = true;
@@ -777,6 +796,7 @@ static void dw_ensure_loaded(void)
         /* The handle is kept even when something is missing: a dlclose here would go through
          * the tracer's dlclose hook for nothing. */
     }
+    loader_end();
     int zero = 0;
     if (atomic_compare_exchange_strong(&g_dw_state, &zero, 1)) {
         if (ok)
@@ -1170,8 +1190,12 @@ static void ask_dladdr(uintptr_t a, hs_dladdr *d)
     d->state = 1;
     d->ok = false;
     d->sname[0] = '\0';
-    if (dladdr((void *)a, &info) == 0)
+    loader_begin();
+    int found = dladdr((void *)a, &info);
+    if (found == 0) {
+        loader_end();
         return;
+    }
     d->ok = true;
     d->fbase = (uintptr_t)info.dli_fbase;
     if (info.dli_sname != NULL) {
@@ -1179,6 +1203,7 @@ static void ask_dladdr(uintptr_t a, hs_dladdr *d)
         memcpy(d->sname, info.dli_sname, n);
         d->sname[n] = '\0';
     }
+    loader_end();
 }
 
 /* The single frame of the fallback: object path, line 0, nearest exported symbol from dladdr

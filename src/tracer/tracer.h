@@ -48,8 +48,9 @@ HS_HIDDEN extern hs_real_fns hs_real;
 HS_HIDDEN void hs_hooks_init(void);          /* resolves hs_real; safe to call many times */
 /* Fork handlers for the lock that keeps the tracer's dl_iterate_phdr calls out of a fork. */
 HS_HIDDEN void hs_dl_lock_prepare(void);
-HS_HIDDEN void hs_unwind_lock(void);        /* around every unwind: no thread in libunwind at fork */
-HS_HIDDEN void hs_unwind_unlock(void);
+/* Around every unwind and every loader call of the symbolizer: none is in flight across a fork. */
+HS_HIDDEN void hs_loader_use_begin(void);
+HS_HIDDEN void hs_loader_use_end(void);
 HS_HIDDEN void hs_dl_lock_parent(void);
 HS_HIDDEN int hs_dl_lock_child(void);      /* 1: the loader may be locked in this child */
 
