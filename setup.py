@@ -1,0 +1,47 @@
+"""Build of the heapsnap Python package: the C extension heapsnap._heapsnap (python/*.c plus the
+engine in src/common, src/snapshot and src/analysis) and the package in python/heapsnap.
+Metadata is in pyproject.toml.
+
+    python3 -m venv --system-site-packages .venv && .venv/bin/pip install --no-build-isolation .
+    python3 setup.py build_ext --inplace        # for tests: the module lands in python/heapsnap
+"""
+import glob
+import os
+
+from setuptools import Extension, setup
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def sources():
+    os.chdir(HERE)   # setuptools wants paths relative to setup.py
+    engine = []
+    for part in ("common", "snapshot", "analysis"):
+        engine += sorted(glob.glob(os.path.join("src", part, "*.c")))
+    return sorted(glob.glob(os.path.join("python", "*.c"))) + engine
+
+
+# Warnings are errors in this project; HEAPSNAP_NO_WERROR=1 builds anyway on another compiler.
+WARN = ["-Wall", "-Wextra", "-Wshadow", "-Wno-missing-field-initializers"]
+if os.environ.get("HEAPSNAP_NO_WERROR") != "1":
+    WARN.append("-Werror")
+
+# Object files and the build tree go under build/python (beside make's output, removed by
+# `make clean`); HEAPSNAP_BUILD_BASE moves them (the tests build under their own directory).
+BUILD_BASE = os.environ.get("HEAPSNAP_BUILD_BASE", os.path.join("build", "python"))
+
+setup(
+    options={"build": {"build_base": BUILD_BASE}},
+    package_dir={"": "python"},
+    packages=["heapsnap"],
+    ext_modules=[
+        Extension(
+            "heapsnap._heapsnap",
+            sources=sources(),
+            include_dirs=["include", "src", "python"],
+            define_macros=[("_GNU_SOURCE", None)],
+            extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-O2"] + WARN,
+            libraries=["m"],
+        )
+    ],
+)
