@@ -284,3 +284,23 @@ symtest: $(SYM_B)/test_symbolize $(SYM_B)/test_symbolize-asan $(SYM_B)/test_symb
 	$(SYM_NO_DEBUGINFOD) $(SYM_B)/test_symbolize-nopie
 
 .PHONY: symtest
+
+# ---- Python package (maintained with python/ and tests/python/) -----------------------------------
+# heapsnap._heapsnap, the extension of the Python package, for Debian's python3: setup.py builds it
+# with the engine's sources under $(B)/python/py<version>, where tests/python looks for it (and
+# builds it for pyenv's CPythons 3.9-3.13 too, when they are there).  `make check` builds it
+# first; its tests run with all the others (tests/python is under tests/).  `make python-check`
+# runs only them.
+PYTHON ?= /usr/bin/python3
+PY_VER := $(shell $(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)
+PY_BUILD := $(abspath $(B))/python/py$(PY_VER)
+
+python-ext:
+	HEAPSNAP_BUILD_BASE=$(PY_BUILD) $(PYTHON) setup.py -q build --build-base $(PY_BUILD)
+
+python-check: python-ext $(LIB) $(B)/heapsnap
+	HEAPSNAP_BUILD=$(abspath $(B)) $(PYTEST) -q -p no:cacheprovider tests/python
+
+check: python-ext
+
+.PHONY: python-ext python-check

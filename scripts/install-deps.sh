@@ -7,6 +7,7 @@ PACKAGES=(
     build-essential pkg-config clang libclang-rt-14-dev   # compilers; clang for the fuzzers
     libunwind-dev libdw-dev libelf-dev                     # stack capture, symbolization
     libcmocka-dev python3 python3-pytest                   # unit and end-to-end tests
+    python3-dev python3-venv python3-setuptools python3-wheel  # the Python package (python/)
     valgrind                                               # agreement tests
     sqlite3 jq                                             # their workloads (tests/agreement)
     libprotobuf-c-dev protobuf-c-compiler zlib1g-dev       # export: pprof's profile.proto, gzip

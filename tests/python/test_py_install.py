@@ -1,0 +1,26 @@
+"""The README's install: a virtual environment over Debian's python3 and
+`pip install --no-build-isolation .` from the repository, with no network."""
+import os
+import subprocess
+import sys
+
+from conftest import BUILD, ROOT
+
+
+def test_pip_install_in_venv(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
+                   check=True, timeout=300)
+    env = dict(os.environ, HEAPSNAP_BUILD_BASE=str(BUILD / "python" / "pip"),
+               PIP_NO_INDEX="1", PIP_DISABLE_PIP_VERSION_CHECK="1")
+    r = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--no-build-isolation",
+                        str(ROOT)], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    code = ("import heapsnap as tracemalloc; tracemalloc.start(); x = bytes(50000); "
+            "s = tracemalloc.take_snapshot().statistics('lineno')[0]; "
+            "print(heapsnap_file := tracemalloc.__file__); print(s.size >= 50000)")
+    r = subprocess.run([str(venv / "bin" / "python"), "-c", code], capture_output=True,
+                       text=True, timeout=120, cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    where, ok = r.stdout.split()
+    assert where.startswith(str(venv)) and ok == "True"
