@@ -12,6 +12,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
+#include "analysis/leaks.h"
 #include "pytrace.h"
 #include "snapshot/snapshot.h"
 
@@ -522,6 +523,18 @@ static PyObject *data_meta(SnapshotData *d, PyObject *unused)
                          m->unknown_frees, "tracer_oom", m->tracer_oom, "trimmed", m->trimmed);
 }
 
+/* set_time(timestamp, elapsed): what the snapshot says about when it was taken (the leak verdict
+ * fits growth against these). */
+static PyObject *data_set_time(SnapshotData *d, PyObject *args)
+{
+    double ts, el;
+    if (!PyArg_ParseTuple(args, "dd:set_time", &ts, &el))
+        return NULL;
+    d->s->meta.timestamp = ts;
+    d->s->meta.elapsed = el;
+    Py_RETURN_NONE;
+}
+
 static PyObject *data_totals(SnapshotData *d, PyObject *unused)
 {
     (void)unused;
@@ -542,6 +555,8 @@ static PyMethodDef data_methods[] = {
       "load(path) -> SnapshotData: read a heapsnap file" },
     { "meta", (PyCFunction)data_meta, METH_NOARGS, "the snapshot's metadata as a dict" },
     { "totals", (PyCFunction)data_totals, METH_NOARGS, "(total size, number of traces)" },
+    { "set_time", (PyCFunction)data_set_time, METH_VARARGS,
+      "set_time(timestamp, elapsed): the snapshot's time (seconds since the Epoch, since start)" },
     { NULL, NULL, 0, NULL },
 };
 
@@ -651,6 +666,91 @@ static PyObject *m_format_size(PyObject *m, PyObject *args)
     return PyUnicode_FromString(buf);
 }
 
+/* leaks(snapshots, key, min_confidence, min_growth): the engine's leak verdict over a series of
+ * SnapshotData (docs/LEAKS.md), as a list of dicts, largest growth first. */
+static PyObject *m_leaks(PyObject *m, PyObject *args)
+{
+    (void)m;
+    PyObject *list;
+    int key;
+    double min_conf;
+    Py_ssize_t min_growth;
+    if (!PyArg_ParseTuple(args, "Oidn:leaks", &list, &key, &min_conf, &min_growth))
+        return NULL;
+    PyObject *seq = PySequence_Fast(list, "snapshots must be a sequence");
+    if (seq == NULL)
+        return NULL;
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+    const hs_snapshot **snaps = PyMem_Calloc(n > 0 ? (size_t)n : 1, sizeof(*snaps));
+    PyObject *res = NULL;
+    hs_leak_report *r = NULL;
+    if (snaps == NULL) {
+        PyErr_NoMemory();
+        goto out;
+    }
+    for (Py_ssize_t i = 0; i < n; i++) {
+        PyObject *o = PySequence_Fast_GET_ITEM(seq, i);
+        if (!PyObject_TypeCheck(o, &SnapshotData_Type)) {
+            PyErr_SetString(PyExc_TypeError, "leaks() takes SnapshotData objects");
+            goto out;
+        }
+        snaps[i] = ((SnapshotData *)o)->s;
+    }
+    hs_leak_opts opts;
+    hs_leak_opts_init(&opts);
+    opts.key = (hs_key_type)key;
+    opts.min_confidence = min_conf;
+    opts.min_growth = min_growth > 0 ? (size_t)min_growth : 1;
+    Py_BEGIN_ALLOW_THREADS
+    r = hs_leaks_analyze(snaps, (size_t)n, &opts);
+    Py_END_ALLOW_THREADS
+    if (r == NULL) {
+        if (errno == ENOMEM)
+            PyErr_NoMemory();
+        else
+            PyErr_SetString(PyExc_ValueError, "leaks() needs at least 4 snapshots and a valid "
+                                              "key and min_confidence");
+        goto out;
+    }
+    size_t ns = hs_leaks_snapshots(r);
+    res = PyList_New(0);
+    PyObject *strs = NULL;
+    for (size_t i = 0; res != NULL && i < hs_leaks_count(r); i++) {
+        const hs_leak_suspect *x = hs_leaks_get(r, i);
+        PyObject *sizes = PyList_New((Py_ssize_t)ns);
+        for (size_t k = 0; sizes != NULL && k < ns; k++) {
+            PyObject *v = PyLong_FromSize_t(x->sizes[k]);
+            if (v == NULL)
+                Py_CLEAR(sizes);
+            else
+                PyList_SET_ITEM(sizes, (Py_ssize_t)k, v);
+        }
+        PyObject *fr = sizes ? frames_tuple(&strs, x->traceback) : NULL;
+        PyObject *d = fr ? Py_BuildValue(
+            "{sN,sN,sL,sL,sn,sn,sn,sn,sd,sd,sd,sd,sd,sd,sd}", "frames", fr, "sizes", sizes,
+            "size_growth", x->size_growth, "count_growth", x->count_growth, "size_first",
+            (Py_ssize_t)x->size_first, "size_last", (Py_ssize_t)x->size_last, "count_first",
+            (Py_ssize_t)x->count_first, "count_last", (Py_ssize_t)x->count_last,
+            "rate_bytes_per_second", x->rate_bytes_per_second, "rate_bytes_per_snapshot",
+            x->rate_bytes_per_snapshot, "confidence", x->confidence, "trend", x->trend,
+            "steadiness", x->steadiness, "ending", x->ending, "support", x->support)
+                         : NULL;
+        if (d == NULL) {
+            Py_XDECREF(sizes);
+            Py_CLEAR(res);
+        } else if (PyList_Append(res, d) < 0) {
+            Py_CLEAR(res);
+        }
+        Py_XDECREF(d);
+    }
+    Py_XDECREF(strs);
+out:
+    hs_leaks_free(r);
+    PyMem_Free(snaps);
+    Py_DECREF(seq);
+    return res;
+}
+
 static PyMethodDef module_methods[] = {
     { "start", m_start, METH_VARARGS, "start(nframe=1, /): start tracing Python allocations" },
     { "stop", m_stop, METH_NOARGS, "stop tracing and drop the traces" },
@@ -667,6 +767,8 @@ static PyMethodDef module_methods[] = {
       "the frames where obj was allocated, or None" },
     { "_take_snapshot", m_take_snapshot, METH_NOARGS, "all traces as a SnapshotData" },
     { "format_size", m_format_size, METH_VARARGS, "format_size(size, sign): '10.0 KiB'" },
+    { "leaks", m_leaks, METH_VARARGS,
+      "leaks(snapshots, key, min_confidence, min_growth) -> [dict]: growing sites" },
     { NULL, NULL, 0, NULL },
 };
 

@@ -305,3 +305,29 @@ def test_dump_load_round_trip(heapsnap_mod, tmp_path):
         hs.Snapshot.load(tmp_path / "missing.hsnap")
     with pytest.raises(OSError):
         snap.dump(tmp_path / "no" / "such" / "dir.hsnap")
+
+
+def test_leak_verdict(heapsnap_mod):
+    """heapsnap.leaks(): the engine's verdict over a series; a growing key is named, a flat one
+    and one that grew then shrank are not."""
+    hs = heapsnap_mod
+    snaps = []
+    for k in range(6):
+        traces = [(0, 100, (("grow.py", 3), ("main.py", 1)), 2)] * (10 * k + 1)
+        traces += [(0, 500, (("flat.py", 7),), 1)] * 4
+        traces += [(0, 300, (("bump.py", 2),), 1)] * (5 if k in (2, 3) else 1)
+        s = hs.Snapshot(traces, 2)
+        s._data.set_time(0.0, float(k))
+        snaps.append(s)
+    found = hs.leaks(snaps)
+    assert [str(x.traceback[-1]) for x in found] == ["grow.py:3"]
+    x = found[0]
+    assert (x.size_growth, x.count_growth, x.size_first, x.size_last) == (5000, 50, 100, 5100)
+    assert x.sizes == [100 + 1000 * k for k in range(6)]
+    assert x.rate_bytes_per_snapshot == 1000 and 0.5 <= x.confidence <= 1
+    assert str(x).startswith("grow.py:3: +5000 B in +50 blocks (now 5100 B in 51)")
+    assert list(x.traceback) == [hs.Frame(("main.py", 1)), hs.Frame(("grow.py", 3))]
+    assert hs.leaks(snaps, min_growth=10**6) == []
+    assert [str(x.traceback[-1]) for x in hs.leaks(snaps, "filename")] == ["grow.py:0"]
+    with pytest.raises(ValueError):
+        hs.leaks(snaps[:3])

@@ -24,3 +24,14 @@ def test_pip_install_in_venv(tmp_path):
     assert r.returncode == 0, r.stderr
     where, ok = r.stdout.split()
     assert where.startswith(str(venv)) and ok == "True"
+    # the pytest plugin is registered through the entry point: no -p needed
+    (tmp_path / "test_leak.py").write_text(
+        "KEEP = []\n"
+        "def test_grows():\n"
+        "    KEEP.append(bytes(10000))\n")
+    r = subprocess.run([str(venv / "bin" / "python"), "-m", "pytest", "-q", "-p",
+                        "no:cacheprovider", "--heapsnap-leaks", "test_leak.py"],
+                       capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "1 tests checked, 1 leaking" in r.stdout
+    assert "test_leak.py:3: +" in r.stdout
