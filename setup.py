@@ -41,7 +41,7 @@ setup(
             include_dirs=["include", "src", "python"],
             define_macros=[("_GNU_SOURCE", None)],
             extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-O2"] + WARN,
-            libraries=["m"],
+            libraries=["m", "dl"],
         )
     ],
 )

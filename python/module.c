@@ -585,11 +585,13 @@ static PyTypeObject SnapshotData_Type = {
 
 /* ---- module functions ------------------------------------------------------------------------ */
 
-static PyObject *m_start(PyObject *m, PyObject *args)
+static PyObject *m_start(PyObject *m, PyObject *args, PyObject *kwds)
 {
     (void)m;
-    int nframe = 1;
-    if (!PyArg_ParseTuple(args, "|i:start", &nframe) || hs_py_start(nframe) < 0)
+    static char *kw[] = { "", "native", NULL };
+    int nframe = 1, native = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "|i$p:start", kw, &nframe, &native) ||
+        (native ? hs_py_start_native(nframe) : hs_py_start(nframe)) < 0)
         return NULL;
     Py_RETURN_NONE;
 }
@@ -752,7 +754,9 @@ out:
 }
 
 static PyMethodDef module_methods[] = {
-    { "start", m_start, METH_VARARGS, "start(nframe=1, /): start tracing Python allocations" },
+    { "start", (PyCFunction)(void (*)(void))m_start, METH_VARARGS | METH_KEYWORDS,
+      "start(nframe=1, /, *, native=False): start tracing Python allocations; native=True: "
+      "with the preloaded heapsnap tracer, every malloc too, Python and native frames mixed" },
     { "stop", m_stop, METH_NOARGS, "stop tracing and drop the traces" },
     { "is_tracing", m_is_tracing, METH_NOARGS, "True while tracing" },
     { "get_traceback_limit", m_get_traceback_limit, METH_NOARGS,

@@ -28,22 +28,8 @@
  * This file alone uses CPython's internal headers (Py_BUILD_CORE) to walk _PyInterpreterFrame
  * chains on 3.11+; on 3.9 and 3.10 PyFrameObject is public.
  */
-#define Py_BUILD_CORE_MODULE 1
-#include <Python.h>
-/* CPython's internal headers are not written for -Wextra. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-parameter"
-#pragma GCC diagnostic ignored "-Wshadow"
-#pragma GCC diagnostic ignored "-Wsign-compare"
-#if PY_VERSION_HEX >= 0x030B0000
-#include <internal/pycore_frame.h>
-#include <internal/pycore_object.h>
-#else
-#include <frameobject.h>
-#include <internal/pycore_gc.h>
-#endif
-#pragma GCC diagnostic pop
-
+#include "pywalk.h"
+#include "pynative.h"
 #include "pytrace.h"
 #include "common/common.h"
 #include "snapshot/snapshot.h"
@@ -62,73 +48,6 @@
 #if defined(Py_GIL_DISABLED)
 #error "the free-threaded build of CPython is not supported"
 #endif
-
-/* ---- frames ---------------------------------------------------------------------------------- */
-
-typedef struct pyloc {
-    PyCodeObject *code;
-    int32_t lasti;          /* byte offset of the current instruction, as PyCode_Addr2Line takes */
-    uint32_t pad;
-} pyloc;
-
-#if PY_VERSION_HEX >= 0x030D0000
-#define TS_FRAME(ts) ((ts)->current_frame)
-#define IF_CODE(f) ((PyCodeObject *)(f)->f_executable)
-#elif PY_VERSION_HEX >= 0x030B0000
-#define TS_FRAME(ts) ((ts)->cframe->current_frame)
-#define IF_CODE(f) ((f)->f_code)
-#endif
-
-/* Up to max frames of the thread's Python stack, most recent first, into buf; *total gets the
- * depth of the whole stack (capped at HS_PY_MAX_NFRAME).  The GIL is held by this thread. */
-static inline int walk_frames(PyThreadState *ts, pyloc *buf, int max, unsigned int *total)
-{
-    int n = 0;
-    unsigned int t = 0;
-#if PY_VERSION_HEX >= 0x030B0000
-    for (_PyInterpreterFrame *f = TS_FRAME(ts); f != NULL; f = f->previous) {
-        if (_PyFrame_IsIncomplete(f))
-            continue;
-        if (n < max) {
-            buf[n].code = IF_CODE(f);
-            buf[n].lasti = (int32_t)(_PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
-            n++;
-        } else if (t >= HS_PY_MAX_NFRAME) {
-            break;
-        }
-        t++;
-    }
-#else
-    for (PyFrameObject *f = ts->frame; f != NULL; f = f->f_back) {
-        if (n < max) {
-            buf[n].code = f->f_code;
-#if PY_VERSION_HEX >= 0x030A0000
-            buf[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti * (int32_t)sizeof(_Py_CODEUNIT);
-#else
-            buf[n].lasti = f->f_lasti;
-#endif
-            n++;
-        } else if (t >= HS_PY_MAX_NFRAME) {
-            break;
-        }
-        t++;
-    }
-#endif
-    *total = t > HS_PY_MAX_NFRAME ? HS_PY_MAX_NFRAME : t;
-    return n;
-}
-
-/* The thread state whose frames this thread may read: its own, when it holds the GIL.  In the
- * mem and object domains the GIL is always held; in the raw domain it is checked: on 3.9-3.11
- * the "current" thread state is the GIL holder's, whichever thread asks, so it must be this
- * thread's own; on 3.12+ it is NULL in a thread that released the GIL. */
-static inline PyThreadState *frames_tstate(int raw)
-{
-    PyThreadState *ts = _PyThreadState_UncheckedGet();
-    if (raw && ts != NULL && ts != PyGILState_GetThisThreadState())
-        return NULL;
-    return ts;
-}
 
 static inline uint64_t tb_hash(const pyloc *b, int n, unsigned int total)
 {
@@ -172,6 +91,7 @@ typedef struct tables {
 static struct {
     pthread_mutex_t lock;           /* guards T, current, peak, lost */
     _Atomic int tracing;            /* read without the lock by hooks; re-checked under it */
+    _Atomic int native;             /* native mode: the preloaded tracer records (pynative.c) */
     int limit;                      /* GIL */
     tables T;
     size_t current, peak;
@@ -427,20 +347,38 @@ typedef struct hook {
 
 static hook hooks[3];           /* PYMEM_DOMAIN_RAW, _MEM, _OBJ */
 
-static inline int traced_call(void)
+/* 0: pass the call through; 1: trace it here; 2: native mode, report small blocks (pymalloc's,
+ * which malloc never sees) to the preloaded tracer.  The raw domain is malloc itself: in native
+ * mode the tracer's own malloc hook sees it. */
+static inline int hook_mode(const hook *k)
 {
-    return !in_hook && atomic_load_explicit(&S.tracing, memory_order_relaxed);
+    if (in_hook)
+        return 0;
+    if (atomic_load_explicit(&S.tracing, memory_order_relaxed))
+        return 1;
+    return !k->raw && atomic_load_explicit(&S.native, memory_order_relaxed) ? 2 : 0;
+}
+
+#define PYMALLOC_MAX 512    /* pymalloc serves blocks up to this size; larger ones are malloc's */
+
+static void allocated(const hook *k, int mode, void *p, size_t size)
+{
+    if (mode == 1)
+        record_alloc(p, size, k->raw);
+    else if (size <= PYMALLOC_MAX)
+        hs_native.track(0, (uintptr_t)p, size);
 }
 
 static void *hook_malloc(void *ctx, size_t size)
 {
     hook *k = ctx;
-    if (!traced_call())
+    int mode = hook_mode(k);
+    if (mode == 0)
         return k->orig.malloc(k->orig.ctx, size);
     in_hook = 1;
     void *p = k->orig.malloc(k->orig.ctx, size);
     if (p != NULL)
-        record_alloc(p, size, k->raw);
+        allocated(k, mode, p, size);
     in_hook = 0;
     return p;
 }
@@ -448,12 +386,13 @@ static void *hook_malloc(void *ctx, size_t size)
 static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
 {
     hook *k = ctx;
-    if (!traced_call())
+    int mode = hook_mode(k);
+    if (mode == 0)
         return k->orig.calloc(k->orig.ctx, nelem, elsize);
     in_hook = 1;
     void *p = k->orig.calloc(k->orig.ctx, nelem, elsize);
     if (p != NULL)
-        record_alloc(p, nelem * elsize, k->raw);   /* no overflow: calloc succeeded */
+        allocated(k, mode, p, nelem * elsize);   /* no overflow: calloc succeeded */
     in_hook = 0;
     return p;
 }
@@ -461,15 +400,20 @@ static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
 static void *hook_realloc(void *ctx, void *ptr, size_t size)
 {
     hook *k = ctx;
-    if (!traced_call())
+    int mode = hook_mode(k);
+    if (mode == 0)
         return k->orig.realloc(k->orig.ctx, ptr, size);
     in_hook = 1;
     /* The old trace goes first: once the block has moved, another thread may get its address. */
     trace_ent old;
-    int had = ptr != NULL && record_free(ptr, &old);
+    int had = 0;
+    if (ptr != NULL && mode == 1)
+        had = record_free(ptr, &old);
+    else if (ptr != NULL)
+        hs_native.untrack(0, (uintptr_t)ptr);
     void *p = k->orig.realloc(k->orig.ctx, ptr, size);
     if (p != NULL)
-        record_alloc(p, size, k->raw);
+        allocated(k, mode, p, size);
     else if (had)
         record_restore(&old);     /* failed: the block is unchanged, and so is its trace */
     in_hook = 0;
@@ -479,13 +423,17 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
 static void hook_free(void *ctx, void *ptr)
 {
     hook *k = ctx;
-    if (ptr == NULL || !traced_call()) {
+    int mode = ptr != NULL ? hook_mode(k) : 0;
+    if (mode == 0) {
         k->orig.free(k->orig.ctx, ptr);
         return;
     }
     in_hook = 1;
     trace_ent old;
-    record_free(ptr, &old);
+    if (mode == 1)
+        record_free(ptr, &old);
+    else
+        hs_native.untrack(0, (uintptr_t)ptr);
     k->orig.free(k->orig.ctx, ptr);
     in_hook = 0;
 }
@@ -541,6 +489,24 @@ static double monotonic_now(void)
 
 /* ---- the API --------------------------------------------------------------------------------- */
 
+int hs_py_start_native(int nframe)
+{
+    if (atomic_load(&S.tracing)) {
+        PyErr_SetString(PyExc_RuntimeError, "heapsnap is tracing in Python mode: stop() first");
+        return -1;
+    }
+    if (atomic_load(&S.native) && hs_native.is_tracing())
+        return 0;
+    if (hs_pyn_start(nframe) < 0)
+        return -1;
+    atomic_store(&S.native, 1);
+    if (!S.installed)
+        install_hooks();
+    return 0;
+}
+
+static int native_on(void) { return atomic_load(&S.native); }
+
 int hs_py_start(int nframe)
 {
     static int atfork_done;
@@ -551,6 +517,10 @@ int hs_py_start(int nframe)
     }
     if (atomic_load(&S.tracing))
         return 0;          /* already tracing: no change (tracemalloc does the same) */
+    if (native_on()) {
+        PyErr_SetString(PyExc_RuntimeError, "heapsnap is tracing in native mode: stop() first");
+        return -1;
+    }
     if (!atfork_done) {
         if (pthread_atfork(fork_prepare, fork_parent, fork_child) != 0) {
             PyErr_NoMemory();
@@ -596,6 +566,12 @@ static void drop_traces(void)
 
 void hs_py_stop(void)
 {
+    if (native_on()) {
+        atomic_store(&S.native, 0);
+        uninstall_hooks();
+        hs_native.stop();
+        return;
+    }
     if (!atomic_load(&S.tracing))
         return;
     pthread_mutex_lock(&S.lock);
@@ -605,17 +581,27 @@ void hs_py_stop(void)
     drop_traces();
 }
 
-int hs_py_is_tracing(void) { return atomic_load(&S.tracing); }
-int hs_py_traceback_limit(void) { return S.limit; }
+int hs_py_is_tracing(void)
+{
+    return atomic_load(&S.tracing) || (native_on() && hs_native.is_tracing());
+}
+
+int hs_py_traceback_limit(void) { return native_on() ? hs_native.limit() : S.limit; }
 
 void hs_py_clear_traces(void)
 {
-    if (atomic_load(&S.tracing))
+    if (native_on())
+        hs_native.clear();
+    else if (atomic_load(&S.tracing))
         drop_traces();
 }
 
 void hs_py_traced_memory(size_t *current, size_t *peak)
 {
+    if (native_on()) {
+        hs_native.traced_memory(current, peak);
+        return;
+    }
     pthread_mutex_lock(&S.lock);
     int on = atomic_load(&S.tracing);
     *current = on ? S.current : 0;
@@ -625,6 +611,10 @@ void hs_py_traced_memory(size_t *current, size_t *peak)
 
 void hs_py_reset_peak(void)
 {
+    if (native_on()) {
+        hs_native.reset_peak();
+        return;
+    }
     pthread_mutex_lock(&S.lock);
     S.peak = S.current;
     pthread_mutex_unlock(&S.lock);
@@ -632,6 +622,8 @@ void hs_py_reset_peak(void)
 
 size_t hs_py_tracer_memory(void)
 {
+    if (native_on())
+        return hs_native.tracer_memory();
     pthread_mutex_lock(&S.lock);
     size_t n = atomic_load(&S.tracing) ? tables_memory_unlocked(&S.T) : 0;
     pthread_mutex_unlock(&S.lock);
@@ -647,10 +639,15 @@ PyObject *hs_py_filename_bytes(PyObject *filename)
     return PyUnicode_AsEncodedString(filename, "utf-8", "surrogateescape");
 }
 
-static int frame_line(const pyloc *f)
+/* Bytes before an object's address in its memory block (the GC header, the managed dict). */
+static size_t object_preheader(PyObject *obj)
 {
-    int line = PyCode_Addr2Line(f->code, f->lasti);
-    return line < 0 ? 0 : line;
+    PyTypeObject *tp = Py_TYPE(obj);
+#if PY_VERSION_HEX >= 0x030B0000
+    return _PyType_PreHeaderSize(tp);
+#else
+    return PyType_IS_GC(tp) ? sizeof(PyGC_Head) : 0;
+#endif
 }
 
 /* A (filename, lineno) tuple for a frame; NULL with an exception. */
@@ -659,22 +656,44 @@ static PyObject *frame_tuple(const pyloc *f)
     PyObject *fn = f->code->co_filename;
     if (fn == NULL || !PyUnicode_Check(fn))
         return Py_BuildValue("(si)", "<unknown>", 0);
-    return Py_BuildValue("(Oi)", fn, frame_line(f));
+    return Py_BuildValue("(OI)", fn, frame_line(f));
 }
 
 static PyObject *empty_frames(void) { return Py_BuildValue("((si))", "<unknown>", 0); }
 
+/* ((filename, lineno), ...) of a heapsnap traceback; empty reads as <unknown>:0. */
+static PyObject *native_frames(const hs_traceback *tb)
+{
+    size_t n = tb->nframes ? tb->nframes : 1;
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; t != NULL && i < n; i++) {
+        PyObject *fn = PyUnicode_DecodeUTF8(tb->nframes ? tb->frames[i].filename : "<unknown>",
+                                            (Py_ssize_t)strlen(tb->nframes ? tb->frames[i].filename
+                                                                           : "<unknown>"),
+                                            "surrogateescape");
+        PyObject *f = fn ? Py_BuildValue("(NI)", fn, tb->nframes ? tb->frames[i].lineno : 0)
+                         : NULL;
+        if (f == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, (Py_ssize_t)i, f);
+    }
+    return t;
+}
+
 PyObject *hs_py_object_traceback(PyObject *obj)
 {
+    if (native_on()) {
+        hs_traceback *tb = hs_native.object_traceback((char *)obj - object_preheader(obj));
+        if (tb == NULL)
+            Py_RETURN_NONE;
+        PyObject *r = native_frames(tb);
+        hs_native.traceback_free(tb);
+        return r;
+    }
     if (!atomic_load(&S.tracing))
         Py_RETURN_NONE;
-    PyTypeObject *tp = Py_TYPE(obj);
-#if PY_VERSION_HEX >= 0x030B0000
-    size_t pre = _PyType_PreHeaderSize(tp);
-#else
-    size_t pre = PyType_IS_GC(tp) ? sizeof(PyGC_Head) : 0;
-#endif
-    uintptr_t p = (uintptr_t)obj - pre;
+    uintptr_t p = (uintptr_t)obj - object_preheader(obj);
     pthread_mutex_lock(&S.lock);
     trace_ent *e = tr_find_unlocked(&S.T, p);
     uint32_t tb = e != NULL ? e->tb : NO_TB;
@@ -760,16 +779,10 @@ static const hs_frame *fcache_get(fcache *c, const pyloc *f)
         if (c->e[j].code == f->code && c->e[j].lasti == f->lasti)
             return &c->e[j].frame;
     fcache_ent *e = &c->e[j];
-    PyCodeObject *co = f->code;
-#if PY_VERSION_HEX >= 0x030B0000
-    PyObject *name = co->co_qualname;
-#else
-    PyObject *name = co->co_name;
-#endif
-    e->frame.filename = store_pystr(c->store, co->co_filename, "<unknown>");
-    e->frame.function = store_pystr(c->store, name, "");
+    e->frame.filename = store_pystr(c->store, f->code->co_filename, "<unknown>");
+    e->frame.function = store_pystr(c->store, frame_function(f), "");
     e->frame.object = "";
-    e->frame.lineno = (unsigned int)frame_line(f);
+    e->frame.lineno = frame_line(f);
     e->frame.address = 0;
     if (e->frame.filename == NULL || e->frame.function == NULL)
         return NULL;
@@ -828,8 +841,54 @@ static void process_meta(hs_snapshot_meta *m, char *exe, size_t exelen, char **a
     *argv = v;
 }
 
+/* The preloaded tracer's snapshot, copied into this module's engine through the public API
+ * (the two may come from different builds). */
+static hs_snapshot *native_snapshot(void)
+{
+    hs_snapshot *theirs = hs_native.take_snapshot();
+    if (theirs == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "the heapsnap tracer must be tracing memory "
+                                            "allocations to take a snapshot");
+        return NULL;
+    }
+    hs_snapshot *s = hs_snapshot_new(hs_native.snapshot_limit(theirs));
+    size_t n = hs_native.snapshot_count(theirs), cap = 1024;
+    while (cap < n * 2)
+        cap *= 2;
+    const hs_traceback **keys = calloc(cap, sizeof(*keys));
+    const hs_tb **vals = calloc(cap, sizeof(*vals));
+    int ok = s != NULL && keys != NULL && vals != NULL && hs_snapshot_reserve(s, n) == 0;
+    for (size_t i = 0; ok && i < n; i++) {
+        unsigned int dom;
+        size_t size;
+        const hs_traceback *tb;
+        hs_native.snapshot_get(theirs, i, &dom, &size, &tb);
+        size_t j = hs_mix64((uint64_t)(uintptr_t)tb) & (cap - 1);
+        while (keys[j] != NULL && keys[j] != tb)
+            j = (j + 1) & (cap - 1);
+        if (keys[j] == NULL) {
+            keys[j] = tb;
+            vals[j] = hs_store_tb(s->store, tb->frames, NULL, tb->nframes, tb->total_nframe);
+        }
+        ok = vals[j] != NULL && hs_snapshot_push(s, dom, size, vals[j]) == 0;
+    }
+    if (ok)
+        ok = hs_snapshot_set_meta(s, hs_native.snapshot_meta(theirs)) == 0;
+    free(keys);
+    free(vals);
+    hs_native.snapshot_free(theirs);
+    if (!ok) {
+        hs_snapshot_free(s);
+        PyErr_NoMemory();
+        return NULL;
+    }
+    return s;
+}
+
 hs_snapshot *hs_py_take_snapshot(void)
 {
+    if (native_on())
+        return native_snapshot();
     if (!atomic_load(&S.tracing)) {
         PyErr_SetString(PyExc_RuntimeError,
                         "the tracemalloc module must be tracing memory allocations to take a "

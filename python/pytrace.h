@@ -16,6 +16,9 @@
 #define HS_PY_MAX_NFRAME 65535      /* tracemalloc's limit too (frames counted in 16 bits) */
 
 int hs_py_start(int nframe);        /* 0, or -1 with ValueError / MemoryError */
+/* Native mode: the preloaded libheapsnap.so traces malloc too, with Python frames in its stacks;
+ * the functions below then answer from it.  RuntimeError when it is not preloaded. */
+int hs_py_start_native(int nframe);
 void hs_py_stop(void);
 int hs_py_is_tracing(void);
 int hs_py_traceback_limit(void);

@@ -8,6 +8,7 @@
  */
 #include "tracer.h"
 #include "symbolize.h"
+#include "pyframes.h"
 #include "unwind.h"
 #include "../snapshot/snapshot.h"
 
@@ -72,6 +73,7 @@ uint32_t hs_capture_stack(void)
     for (int i = 0; i < n; i++)
         if (pcs[i] < self_lo || pcs[i] >= self_hi)
             pcs[keep++] = pcs[i];
+    keep = hs_py_splice(pcs, keep, want);    /* Python frames, when a provider is registered */
     if (keep > limit + HS_EXTRA_FRAMES)
         keep = limit + HS_EXTRA_FRAMES;
     uint32_t id = hs_stacks_intern(pcs, (uint32_t)keep);
@@ -194,7 +196,8 @@ static int expand(const hs_stack *st, expanded *x)
     x->n = 0;
     for (uint32_t i = 0; st != NULL && i < st->n; i++) {
         const hs_sym_frame *fr;
-        int k = hs_sym_resolve(st->pcs[i], 1, &fr);
+        int k = HS_PYFRAME_IS(st->pcs[i]) ? hs_py_resolve_frame(st->pcs[i], &fr)
+                                          : hs_sym_resolve(st->pcs[i], 1, &fr);
         if (x->n + (size_t)k > x->cap) {
             size_t cap = (x->n + (size_t)k) * 2 + 64;
             const hs_sym_frame **f = hs_realloc(x->f, cap * sizeof(*f));
