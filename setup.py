@@ -9,6 +9,22 @@ import glob
 import os
 
 from setuptools import Extension, setup
+from setuptools.command.build_py import build_py
+
+PTH = "heapsnap-native.pth"
+
+
+class BuildWithPth(build_py):
+    """Also puts python/heapsnap-native.pth at the top of the build, so that it is installed
+    into site-packages: under `heapsnap run`, Python frames then appear in native tracebacks
+    with no change to the program (heapsnap/_boot.py)."""
+
+    def run(self):
+        super().run()
+        self.copy_file(os.path.join("python", PTH), os.path.join(self.build_lib, PTH))
+
+    def get_outputs(self, include_bytecode=1):
+        return super().get_outputs(include_bytecode) + [os.path.join(self.build_lib, PTH)]
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -32,6 +48,7 @@ BUILD_BASE = os.environ.get("HEAPSNAP_BUILD_BASE", os.path.join("build", "python
 
 setup(
     options={"build": {"build_base": BUILD_BASE}},
+    cmdclass={"build_py": BuildWithPth},
     package_dir={"": "python"},
     packages=["heapsnap"],
     ext_modules=[

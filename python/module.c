@@ -649,6 +649,13 @@ static PyObject *m_get_object_traceback(PyObject *m, PyObject *obj)
     return hs_py_object_traceback(obj);
 }
 
+static PyObject *m_native_attach(PyObject *m, PyObject *u)
+{
+    (void)m, (void)u;
+    int r = hs_py_native_attach();
+    return r < 0 ? NULL : PyBool_FromLong(r);
+}
+
 static PyObject *m_take_snapshot(PyObject *m, PyObject *u)
 {
     (void)m, (void)u;
@@ -770,6 +777,8 @@ static PyMethodDef module_methods[] = {
     { "_get_object_traceback", m_get_object_traceback, METH_O,
       "the frames where obj was allocated, or None" },
     { "_take_snapshot", m_take_snapshot, METH_NOARGS, "all traces as a SnapshotData" },
+    { "_native_attach", m_native_attach, METH_NOARGS,
+      "join a preloaded heapsnap tracer that is already tracing (native mode)" },
     { "format_size", m_format_size, METH_VARARGS, "format_size(size, sign): '10.0 KiB'" },
     { "leaks", m_leaks, METH_VARARGS,
       "leaks(snapshots, key, min_confidence, min_growth) -> [dict]: growing sites" },

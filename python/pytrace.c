@@ -507,6 +507,13 @@ int hs_py_start_native(int nframe)
 
 static int native_on(void) { return atomic_load(&S.native); }
 
+int hs_py_native_attach(void)
+{
+    if (atomic_load(&S.tracing) || native_on() || !hs_pyn_loaded() || !hs_native.is_tracing())
+        return 0;
+    return hs_py_start_native(hs_native.limit()) == 0 ? 1 : -1;
+}
+
 int hs_py_start(int nframe)
 {
     static int atfork_done;

@@ -19,6 +19,9 @@ int hs_py_start(int nframe);        /* 0, or -1 with ValueError / MemoryError */
 /* Native mode: the preloaded libheapsnap.so traces malloc too, with Python frames in its stacks;
  * the functions below then answer from it.  RuntimeError when it is not preloaded. */
 int hs_py_start_native(int nframe);
+/* At interpreter start-up under `heapsnap run`: when the preloaded tracer is already tracing,
+ * join it in native mode with its traceback limit.  1 joined, 0 nothing to join, -1 error. */
+int hs_py_native_attach(void);
 void hs_py_stop(void);
 int hs_py_is_tracing(void);
 int hs_py_traceback_limit(void);

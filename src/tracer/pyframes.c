@@ -15,29 +15,34 @@
 
 static const hs_python_ops *_Atomic py_ops;
 
-/* Executable segments of the objects whose frames are dropped: [lo, hi) pairs. */
+/* Executable segments of the objects whose frames are dropped, [lo, hi) pairs: the provider's
+ * own object always; the interpreter's when Python frames were spliced in (without them, the
+ * interpreter's frames are all that says where the call came from). */
 #define MAX_RANGES 8
+enum { SELF, INTERP };
 static uintptr_t drop_lo[MAX_RANGES], drop_hi[MAX_RANGES];
+static int drop_kind[MAX_RANGES];
 static _Atomic int ndrop;
 
 typedef struct range_query {
-    uintptr_t addr[2];
+    uintptr_t addr[2];          /* [SELF]: in the provider, [INTERP]: in the interpreter */
 } range_query;
 
 static int add_ranges(struct dl_phdr_info *info, size_t size, void *data)
 {
     (void)size;
     range_query *q = data;
-    int mine = 0;
+    int kind = -1;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
         if (ph->p_type != PT_LOAD)
             continue;
         uintptr_t lo = info->dlpi_addr + ph->p_vaddr, hi = lo + ph->p_memsz;
         for (int k = 0; k < 2; k++)
-            mine |= q->addr[k] >= lo && q->addr[k] < hi;
+            if (q->addr[k] >= lo && q->addr[k] < hi)
+                kind = k;
     }
-    if (!mine)
+    if (kind < 0)
         return 0;
     for (int i = 0; i < info->dlpi_phnum; i++) {
         const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
@@ -45,6 +50,7 @@ static int add_ranges(struct dl_phdr_info *info, size_t size, void *data)
         if (ph->p_type == PT_LOAD && (ph->p_flags & PF_X) && n < MAX_RANGES) {
             drop_lo[n] = info->dlpi_addr + ph->p_vaddr;
             drop_hi[n] = drop_lo[n] + ph->p_memsz;
+            drop_kind[n] = kind;
             atomic_store(&ndrop, n + 1);
         }
     }
@@ -58,7 +64,7 @@ int hs_python_register(const hs_python_ops *ops)
     if (ops != NULL) {
         int guard = hs_guard_enter();
         atomic_store(&ndrop, 0);
-        range_query q = { { ops->eval_lo, (uintptr_t)ops->frames } };
+        range_query q = { { [SELF] = (uintptr_t)ops->frames, [INTERP] = ops->eval_lo } };
         dl_iterate_phdr(add_ranges, &q);
         if (guard)
             hs_guard_leave();
@@ -67,11 +73,11 @@ int hs_python_register(const hs_python_ops *ops)
     return 0;
 }
 
-static int dropped(uintptr_t pc, int n)
+static int dropped(uintptr_t pc, int n, int with_interp)
 {
     for (int i = 0; i < n; i++)
         if (pc >= drop_lo[i] && pc < drop_hi[i])
-            return 1;
+            return drop_kind[i] == SELF || with_interp;
     return 0;
 }
 
@@ -86,21 +92,21 @@ int hs_py_splice(uintptr_t *pcs, int n, int cap)
     uintptr_t py[PY_MAX];
     unsigned char entry[PY_MAX];
     int np = ops->frames(py, entry, PY_MAX);
-    if (np <= 0)
-        return n;
+    if (np < 0)
+        np = 0;
     uintptr_t out[OUT_MAX];
     int m = 0, k = 0, nd = atomic_load(&ndrop);
     if (cap > OUT_MAX)
         cap = OUT_MAX;
     for (int i = 0; i < n && m < cap; i++) {
-        if (pcs[i] >= ops->eval_lo && pcs[i] < ops->eval_hi) {
+        if (pcs[i] >= ops->eval_lo && pcs[i] < ops->eval_hi && k < np) {
             /* this call of the eval loop: Python frames up to its outermost one */
             while (k < np && m < cap) {
                 out[m++] = py[k];
                 if (entry[k++])
                     break;
             }
-        } else if (!dropped(pcs[i], nd)) {
+        } else if (!dropped(pcs[i], nd, np > 0)) {
             out[m++] = pcs[i];
         }
     }

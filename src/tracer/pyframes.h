@@ -55,8 +55,8 @@ HS_API int hs_python_register(const hs_python_ops *ops);
 #ifdef HS_TRACER_H
 /* Inside the tracer (pyframes.c), for capture.c. */
 /* Splices the Python frames into a captured stack (n addresses, room for cap) and drops the
- * interpreter's and the provider's own frames; returns the new length.  No provider, or no
- * Python frames readable: the stack is unchanged. */
+ * provider's own frames, and the interpreter's when Python frames were spliced in; returns the
+ * new length.  No provider: the stack is unchanged. */
 HS_HIDDEN int hs_py_splice(uintptr_t *pcs, int n, int cap);
 /* The frame of a tagged Python frame (always 1 frame, stable). */
 HS_HIDDEN int hs_py_resolve_frame(uintptr_t tagged, const hs_sym_frame **out);

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import BUILD, ROOT
+from conftest import BUILD, CLI, ROOT
 
 
 def test_pip_install_in_venv(tmp_path):
@@ -35,3 +35,27 @@ def test_pip_install_in_venv(tmp_path):
     assert r.returncode == 1, r.stdout + r.stderr
     assert "1 tests checked, 1 leaking" in r.stdout
     assert "test_leak.py:3: +" in r.stdout
+    # `heapsnap run -- python app.py`: the installed heapsnap-native.pth joins the preloaded
+    # tracer, so native tracebacks show the Python frames, with no change to the program
+    (tmp_path / "app.py").write_text(
+        "import time, zlib\n"
+        "def make():\n"
+        "    return [zlib.compressobj(9) for _ in range(3)]\n"
+        "keep = make()\n"
+        "time.sleep(1.0)\n")
+    out = tmp_path / "out"
+    r = subprocess.run([str(CLI), "run", "-q", "--interval", "0.2", "-o", str(out), "--",
+                        str(venv / "bin" / "python"), "app.py"], capture_output=True, text=True,
+                       timeout=300, cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    snaps = sorted(out.glob("*/*-interval.hsnap"))
+    assert snaps, list(out.rglob("*"))
+    r = subprocess.run([str(CLI), "top", "--by", "traceback", "-l", "1", "--include", "*libz*",
+                        str(snaps[-1])], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    lines = [l.strip() for l in r.stdout.splitlines()]
+    app = str(tmp_path / "app.py")
+    want = ['File "%s", line 4' % app, 'File "%s", line 3' % app]
+    got = [l for l in lines if l.startswith('File "%s"' % app)]
+    assert got[:1] == want[:1] and want[1] in got, r.stdout
+    assert lines[-1].startswith('File "') and "libz.so" in lines[-1], r.stdout

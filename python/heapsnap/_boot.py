@@ -1,0 +1,23 @@
+"""Run at interpreter start-up by heapsnap-native.pth (installed beside the package).
+
+Under `heapsnap run -- python3 app.py` (libheapsnap.so preloaded and tracing), this joins the
+tracer in native mode, so that its tracebacks show Python frames among the native ones, with no
+change to the program.  Anywhere else it does nothing.  HEAPSNAP_PYTHON=0 turns it off.  It must
+never break the interpreter's start-up: every failure is silent.
+"""
+import os
+
+
+def attach():
+    if "libheapsnap" not in os.environ.get("LD_PRELOAD", ""):
+        return False
+    if os.environ.get("HEAPSNAP_PYTHON", "1") == "0":
+        return False
+    try:
+        from heapsnap import _heapsnap
+        return _heapsnap._native_attach()
+    except Exception:
+        return False
+
+
+attach()
