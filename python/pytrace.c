@@ -89,7 +89,7 @@ typedef struct tables {
 } tables;
 
 static struct {
-    pthread_mutex_t lock;           /* guards T, current, peak, lost */
+    pthread_mutex_t lock;           /* the tables lock: guards T, current, peak, lost */
     _Atomic int tracing;            /* read without the lock by hooks; re-checked under it */
     _Atomic int native;             /* native mode: the preloaded tracer records (pynative.c) */
     int limit;                      /* GIL */
@@ -105,7 +105,12 @@ static struct {
 #define WALK_SMALL 16
 #define NO_TB UINT32_MAX
 
-static _Thread_local int in_hook;
+/* initial-exec: one load from the thread pointer on the hot path, instead of a call to
+ * __tls_get_addr; 4 bytes of the static TLS surplus that glibc keeps for dlopen'ed objects. */
+static _Thread_local int in_hook __attribute__((tls_model("initial-exec")));
+
+static inline void lock_tables(void) { pthread_mutex_lock(&S.lock); }
+static inline void unlock_tables(void) { pthread_mutex_unlock(&S.lock); }
 
 static inline size_t ptr_slot(uintptr_t p, unsigned int shift)
 {
@@ -299,7 +304,7 @@ static void record_alloc(void *ptr, size_t size, int raw)
         if (n > 0)
             h = tb_hash(buf, n, total);
     }
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     if (atomic_load_explicit(&S.tracing, memory_order_relaxed)) {
         /* n > 0 only with the GIL held, which tb_intern_unlocked needs for new tracebacks */
         uint32_t tb = n > 0 ? tb_intern_unlocked(&S.T, buf, n, total, h) : 0;
@@ -313,17 +318,17 @@ static void record_alloc(void *ptr, size_t size, int raw)
                 S.peak = S.current;
         }
     }
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
 }
 
 /* Drops ptr's trace; 1 and the entry when there was one. */
 static int record_free(void *ptr, trace_ent *old)
 {
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     int found = tr_del_unlocked(&S.T, (uintptr_t)ptr, old);
     if (found)
         S.current -= old->size;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
     return found;
 }
 
@@ -331,11 +336,11 @@ static int record_free(void *ptr, trace_ent *old)
 static void record_restore(const trace_ent *e)
 {
     size_t old;
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     if (atomic_load_explicit(&S.tracing, memory_order_relaxed) &&
         tr_put_unlocked(&S.T, e->ptr, e->size, e->tb, &old) == 0)
         S.current = S.current - old + e->size;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
 }
 
 /* ---- hooks ----------------------------------------------------------------------------------- */
@@ -471,12 +476,12 @@ static void uninstall_hooks(void)
 
 /* ---- fork ------------------------------------------------------------------------------------ */
 
-static void fork_prepare(void) { pthread_mutex_lock(&S.lock); }
-static void fork_parent(void) { pthread_mutex_unlock(&S.lock); }
+/* No thread is inside the tables at a fork: the forking thread holds the lock through it. */
+static void fork_prepare(void) { lock_tables(); }
+static void fork_parent(void) { unlock_tables(); }
 static void fork_child(void)
 {
-    /* The lock was taken by this thread in prepare; a fresh one is equivalent and unlocked. */
-    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;    /* held by this thread: start anew */
     S.lock = fresh;
 }
 
@@ -548,11 +553,11 @@ int hs_py_start(int nframe)
         (void)old;          /* leaked on purpose: see above; at most one per larger limit */
     }
     S.limit = nframe;
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     S.current = S.peak = 0;
     S.lost_blocks = S.lost_bytes = 0;
     atomic_store(&S.tracing, 1);
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
     S.start_mono = monotonic_now();
     if (!S.installed)
         install_hooks();
@@ -563,11 +568,11 @@ int hs_py_start(int nframe)
 static void drop_traces(void)
 {
     tables old;
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     old = S.T;
     memset(&S.T, 0, sizeof(S.T));
     S.current = S.peak = 0;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
     tables_release(&old);
 }
 
@@ -581,9 +586,9 @@ void hs_py_stop(void)
     }
     if (!atomic_load(&S.tracing))
         return;
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     atomic_store(&S.tracing, 0);
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
     uninstall_hooks();
     drop_traces();
 }
@@ -609,11 +614,11 @@ void hs_py_traced_memory(size_t *current, size_t *peak)
         hs_native.traced_memory(current, peak);
         return;
     }
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     int on = atomic_load(&S.tracing);
     *current = on ? S.current : 0;
     *peak = on ? S.peak : 0;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
 }
 
 void hs_py_reset_peak(void)
@@ -622,18 +627,18 @@ void hs_py_reset_peak(void)
         hs_native.reset_peak();
         return;
     }
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     S.peak = S.current;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
 }
 
 size_t hs_py_tracer_memory(void)
 {
     if (native_on())
         return hs_native.tracer_memory();
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     size_t n = atomic_load(&S.tracing) ? tables_memory_unlocked(&S.T) : 0;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
     return n;
 }
 
@@ -701,10 +706,10 @@ PyObject *hs_py_object_traceback(PyObject *obj)
     if (!atomic_load(&S.tracing))
         Py_RETURN_NONE;
     uintptr_t p = (uintptr_t)obj - object_preheader(obj);
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     trace_ent *e = tr_find_unlocked(&S.T, p);
     uint32_t tb = e != NULL ? e->tb : NO_TB;
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
     if (tb == NO_TB)
         Py_RETURN_NONE;
     if (tb == 0)
@@ -914,7 +919,7 @@ hs_snapshot *hs_py_take_snapshot(void)
     size_t n = 0, current, peak;
     unsigned long long lost_blocks, lost_bytes;
     uint32_t ntbs;
-    pthread_mutex_lock(&S.lock);
+    lock_tables();
     if (S.T.trn > 0 && (copy = malloc(S.T.trn * sizeof(*copy))) != NULL)
         for (size_t i = 0; i < S.T.trcap; i++)
             if (S.T.tr[i].ptr != 0)
@@ -926,7 +931,7 @@ hs_snapshot *hs_py_take_snapshot(void)
     lost_bytes = S.lost_bytes;
     ntbs = S.T.ntbs;
     size_t tracer_mem = tables_memory_unlocked(&S.T);
-    pthread_mutex_unlock(&S.lock);
+    unlock_tables();
 
     hs_snapshot *res = NULL;
     const hs_tb **map = NULL;
