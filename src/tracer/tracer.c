@@ -17,6 +17,9 @@
  *   HEAPSNAP_PID=PID         with HEAPSNAP_FOLLOW_FORK=0: only process PID traces (set by `run`
  *                            so that spawned programs, which run no fork handler, do not)
  * A bad value gives one message and leaves tracing off; the program runs normally.
+ * With HEAPSNAP_FOLLOW_FORK=0 the constructor then removes every HEAPSNAP_* variable from
+ * environ, so the program sees the environment it would see untraced; an exec of the process's
+ * own gets them back (hooks_exec.c).
  */
 #include "tracer.h"
 #include "symbolize.h"
@@ -45,12 +48,17 @@ static char output_base[4096];              /* HEAPSNAP_OUTPUT, absolute; "" = n
 static char output_path[4200];              /* this process's final snapshot */
 static char log_path[4096];
 static int follow_fork = 1;
+static int hide_env;                        /* HEAPSNAP_* leave environ in the constructor */
 
 HS_HIDDEN int hs_agent_enabled(void);
 HS_HIDDEN int hs_agent_configure(const char *dir, double every);
 HS_HIDDEN int hs_agent_write_snapshot(const char *kind, char *path, size_t len);
 HS_HIDDEN void hs_agent_start(void);
 HS_HIDDEN void hs_agent_after_fork(void);
+/* hooks_exec.c: the tracer's variables out of environ, and back for an exec. */
+HS_HIDDEN void hs_exec_init(void);
+HS_HIDDEN void hs_env_hide(void);
+HS_HIDDEN void hs_env_scrub(void);
 
 void hs_set_log_path(const char *path)
 {
@@ -250,19 +258,6 @@ static double parse_seconds(const char *s)
     return digits == 0 || v > 1e7 ? -1 : v;
 }
 
-/* Removes our variables from the environment in place: no lock and no allocation, for the
- * child of a fork (one thread) that must not trace, so that what it execs does not either. */
-static void scrub_environ(void)
-{
-    if (environ == NULL)
-        return;
-    char **w = environ;
-    for (char **r = environ; *r != NULL; r++)
-        if (strncmp(*r, "HEAPSNAP_", 9) != 0)
-            *w++ = *r;
-    *w = NULL;
-}
-
 static int make_absolute(const char *path, char *out, size_t len)
 {
     if (path[0] == '/')
@@ -397,6 +392,9 @@ void hs_env_activate(void)
         if (follow != NULL)
             follow_fork = (int)parse_int(follow, 0, 1);
         set_output_path();
+        /* Children are not followed: the program need not see our variables (an exec of its
+         * own gets them back, hooks_exec.c).  Followed, they must reach its children. */
+        hide_env = !follow_fork;
         if (n > 0 && hs_start((int)n) < 0)
             hs_log("cannot start tracing");
     }
@@ -443,7 +441,7 @@ static void atfork_child(void)
         atomic_store(&hs_st.tracing, 0);
         hs_live_clear();
         output_path[0] = '\0';
-        scrub_environ();
+        hs_env_scrub();
         return;
     }
     if (output_base[0] != '\0')
@@ -516,6 +514,11 @@ __attribute__((constructor)) static void hs_init(void)
     if (!atomic_load(&hs_env_done))
         hs_env_activate();
     int g = hs_guard_enter();
+    hs_exec_init();
+    /* Here rather than where the variables are read: that can be inside the program's first
+     * malloc, called by setenv while it rearranges environ.  A constructor runs outside libc. */
+    if (hide_env)
+        hs_env_hide();
     hs_agent_start();
     if (g)
         hs_guard_leave();
