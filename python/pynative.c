@@ -126,7 +126,8 @@ static uint32_t intern(const pyloc *f)
     }
     if (nents >= (uint32_t)CHUNK * NCHUNKS || ((nents + 1) * 2 > index_cap && index_grow() < 0))
         return UINT32_MAX;
-    if (chunks[nents / CHUNK] == NULL && (chunks[nents / CHUNK] = calloc(CHUNK, sizeof(nent))) == NULL)
+    nent **chunk = &chunks[nents / CHUNK];
+    if (*chunk == NULL && (*chunk = calloc(CHUNK, sizeof(nent))) == NULL)
         return UINT32_MAX;
     nent *e = ent(nents);
     PyCodeObject *co = f->code;

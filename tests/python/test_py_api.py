@@ -10,6 +10,8 @@ import tracemalloc as tm
 
 import pytest
 
+from pyhelpers import heapsnap_mod, pkg_path  # noqa: F401 (fixtures)
+
 # SPEC section 3's S1 and section 4's S2, frames most recent first.
 S1 = [
     (0, 10, (("a.c", 2), ("b.c", 4)), 2),

@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from conftest import CLI, ROOT
+from pyhelpers import CLI, ROOT, pkg_path  # noqa: F401 (fixtures)
 
 PY = sys.executable
 EXAMPLE = ROOT / "examples" / "python"

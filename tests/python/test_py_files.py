@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from conftest import BUILD, CLI, line_of, run_script
+from pyhelpers import BUILD, CLI, heapsnap_mod, line_of, pkg_path, run_script  # noqa: F401
 
 PY = sys.executable
 

@@ -4,7 +4,7 @@ import os
 import subprocess
 import sys
 
-from conftest import BUILD, CLI, ROOT
+from pyhelpers import BUILD, CLI, ROOT
 
 
 def test_pip_install_in_venv(tmp_path):

@@ -11,7 +11,7 @@ import sysconfig
 
 import pytest
 
-from conftest import BUILD, CLI, line_of, run_script
+from pyhelpers import BUILD, CLI, line_of, run_script, interp  # noqa: F401 (fixtures)
 
 EXT = r"""
 #define PY_SSIZE_T_CLEAN

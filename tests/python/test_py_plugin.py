@@ -8,7 +8,7 @@ import subprocess
 import sys
 import textwrap
 
-from conftest import line_of
+from pyhelpers import line_of, pkg_path  # noqa: F401 (fixtures)
 
 PY = sys.executable
 

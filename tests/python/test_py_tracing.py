@@ -7,7 +7,7 @@ Every case runs under Debian's python3 and under each pyenv CPython 3.9-3.13 fou
 fixture builds the package for each): the frame walker differs per version."""
 import json
 
-from conftest import line_of, run_script
+from pyhelpers import line_of, run_script, interp  # noqa: F401 (fixtures)
 
 
 def test_sizes_lines_and_lifecycle(interp, tmp_path):
@@ -55,7 +55,8 @@ def test_sizes_lines_and_lifecycle(interp, tmp_path):
     assert count == 1 and 1000000 <= size < 1000000 + 200
     size, count = out["keep"]
     # 40 bytes objects of 5000+i bytes plus their headers, and the list
-    assert count >= 40 and sum(5000 + i for i in range(40)) < size < sum(5000 + i for i in range(40)) + 40 * 64 + 1024
+    payload = sum(5000 + i for i in range(40))
+    assert count >= 40 and payload < size < payload + 40 * 64 + 1024
     assert abs(out["shrink"] - 1000000) < 2048      # (module globals may grow meanwhile)
     assert out["peak_kept"] and out["reset"] == 0
     assert out["mem"] > 0

@@ -1,6 +1,8 @@
-"""Fixtures of the Python package tests: the package built for an interpreter (under
-$HEAPSNAP_BUILD/python/<tag>, by setup.py, which is incremental), and helpers that run a script
-under that interpreter with the package on its path.
+"""Helpers and fixtures of the Python package tests, imported by each test module (a conftest.py
+here would take the module name `conftest` from tests/conftest.py in a whole-suite run): the
+package built for an interpreter (under $HEAPSNAP_BUILD/python/<tag>, by setup.py, which is
+incremental), and helpers that run a script under that interpreter with the package on its
+path.
 
 The package is built for Debian's python3 (the one running pytest) and, for the version tests, for
 every pyenv CPython 3.9-3.13 found (HEAPSNAP_PYTHONS="path path ..." overrides the list).  pyenv's
@@ -57,7 +59,8 @@ def other_pythons():
     found = []
     here = "%d.%d" % sys.version_info[:2]
     for minor in (9, 10, 11, 12, 13):
-        cands = sorted(glob.glob(os.path.expanduser("~/.pyenv/versions/3.%d.*/bin/python3" % minor)))
+        pattern = os.path.expanduser("~/.pyenv/versions/3.%d.*/bin/python3" % minor)
+        cands = sorted(glob.glob(pattern))
         if cands and "3.%d" % minor != here:
             found.append(cands[-1])
     return found
