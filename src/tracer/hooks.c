@@ -154,6 +154,7 @@ static void *boot_malloc(size_t n) { return boot_alloc(n, 16); }
 /* pre: guard held, p a new block of the program's. */
 static void record_alloc(void *p, size_t size)
 {
+    hs_live_prefetch((uintptr_t)p);
     uint32_t stack = hs_capture_stack();
     size_t old;
     int replaced;
@@ -200,7 +201,7 @@ HOOK void free(void *p)
         return;
     if (HS_UNLIKELY(hs_real.free == NULL))
         return;                              /* impossible: no real block exists yet */
-    if (hs_tracing() && hs_guard_enter()) {
+    if (hs_tracing() && (hs_live_prefetch((uintptr_t)p), hs_guard_enter())) {
         record_free(p, NULL);                /* before the real free: see tracer.h rule 3 */
         hs_real.free(p);
         hs_guard_leave();

@@ -24,12 +24,17 @@
 #include <sys/mman.h>
 
 static _Atomic size_t mapped_bytes;
+#define HS_HUGE_MIN (4u << 20)
 
 void *hs_map(size_t n)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
+    /* Large tables are probed at random: transparent huge pages spare a TLB miss on most probes
+     * (a hint; ignored where THP is off). */
+    if (n >= HS_HUGE_MIN)
+        madvise(p, n, MADV_HUGEPAGE);
     atomic_fetch_add(&mapped_bytes, n);
     return p;
 }
@@ -83,12 +88,24 @@ static stack_shard stacks[STACK_SHARDS] = {
     [0 ... STACK_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
 };
 
+/* Two independent multiply-rotate lanes over the addresses (even and odd frames), one full mix
+ * at the end: about 2 cycles a frame instead of a full mix's 10, on every allocation.  Return
+ * addresses differ mostly in their low bits; the multiply carries them up and the rotate back
+ * down, and equal hashes are always checked by comparing the addresses. */
+static inline uint64_t rotl64(uint64_t x, int r) { return x << r | x >> (64 - r); }
+
 static uint64_t stack_hash(const uintptr_t *pcs, uint32_t n)
 {
-    uint64_t h = 0x9e3779b97f4a7c15ULL ^ n;
-    for (uint32_t i = 0; i < n; i++)
-        h = hs_mix64(h ^ pcs[i]);
-    return h | 1;                            /* never 0 */
+    const uint64_t k1 = 0x9e3779b97f4a7c15ULL, k2 = 0xc2b2ae3d27d4eb4fULL;
+    uint64_t a = k1 ^ n, b = k2;
+    uint32_t i = 0;
+    for (; i + 1 < n; i += 2) {
+        a = rotl64((a ^ pcs[i]) * k2, 29);
+        b = rotl64((b ^ pcs[i + 1]) * k1, 31);
+    }
+    if (i < n)
+        a = rotl64((a ^ pcs[i]) * k2, 29);
+    return hs_mix64(a ^ rotl64(b, 17)) | 1;  /* never 0 */
 }
 
 const hs_stack *hs_stacks_get(uint32_t id)
@@ -223,7 +240,18 @@ static live_shard live[LIVE_SHARDS] = {
     [0 ... LIVE_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
 };
 
-static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr); }
+/* A block's home slot: its 1 KiB address region picks a pseudo-random group of 64 slots, its
+ * address within the region a slot in the group.  Blocks allocated one after another lie side by
+ * side in memory, and so do their entries: a run of mallocs or frees touches a few cache lines
+ * and one page of the table instead of one random line each (that miss was a third of the
+ * traced time of an allocation-heavy Python workload).  Malloc's blocks are 16-byte aligned, so
+ * the blocks of one region never share a home slot.  The shard comes from the mixed bits. */
+#define LIVE_GROUP_BITS 6
+static inline uint64_t addr_hash(uintptr_t addr)
+{
+    return hs_mix64(addr >> (LIVE_GROUP_BITS + 4)) << LIVE_GROUP_BITS |
+           ((addr >> 4) & ((1u << LIVE_GROUP_BITS) - 1));
+}
 static inline live_shard *shard_of(uint64_t h) { return &live[(h >> 40) % LIVE_SHARDS]; }
 
 /* The wide table: (domain, address) for everything the packed one cannot hold; an open-addressing
@@ -261,8 +289,8 @@ static int live_grow_unlocked(live_shard *sh)
     }
     if (sh->ents != NULL)
         hs_unmap(sh->ents, sh->cap * sizeof(*t));
-    sh->ents = t;
-    sh->cap = cap;
+    __atomic_store_n(&sh->ents, t, __ATOMIC_RELAXED); /* read racily by hs_live_prefetch */
+    __atomic_store_n(&sh->cap, cap, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -378,6 +406,19 @@ static int wide_put(unsigned domain, uintptr_t addr, size_t size, uint32_t stack
 out:
     pthread_mutex_unlock(&wide_lock);
     return r;
+}
+
+/* Starts loading addr's home slot into the cache, without the lock, so that the miss overlaps the
+ * unwinding that comes before hs_live_put.  The table may be regrown meanwhile: a prefetch of a
+ * stale or unmapped address is harmless (it never faults), the lookup proper is under the lock. */
+void hs_live_prefetch(uintptr_t addr)
+{
+    uint64_t h = addr_hash(addr);
+    live_shard *sh = shard_of(h);
+    packed *ents = __atomic_load_n(&sh->ents, __ATOMIC_RELAXED);
+    size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
+    if (ents != NULL && cap != 0)
+        __builtin_prefetch(&ents[h & (cap - 1)], 1);
 }
 
 int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack,

@@ -80,7 +80,7 @@ static inline int hs_guard_held(void)
 }
 
 /* ---- global state (tracer.c) ------------------------------------------------------------------ */
-#define HS_EXTRA_FRAMES 64          /* captured past the limit, for inlining and trimming */
+#define HS_EXTRA_FRAMES 32          /* captured past the limit, for inlining and trimming (SPEC 7) */
 #define HS_STACK_BUF 256            /* capture buffer on the C stack; more is malloc'd */
 
 typedef struct hs_state {
@@ -128,6 +128,7 @@ typedef struct hs_live {
 HS_HIDDEN uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n);   /* 0 when out of memory */
 HS_HIDDEN const hs_stack *hs_stacks_get(uint32_t id);
 
+HS_HIDDEN void hs_live_prefetch(uintptr_t addr); /* before a put: start the cache miss early */
 /* Insert or replace; returns 0, or -ENOMEM (nothing recorded).  *old_size gets the replaced
  * block's size (0 when new).  The tracing flag is re-checked under the lock: -ECANCELED when off. */
 HS_HIDDEN int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack,
