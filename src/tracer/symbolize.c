@@ -140,6 +140,10 @@ typedef struct hs_mod {
 #if HS_HAVE_LIBDW
     Dwfl *dwfl;
     Dwfl_Module *dmod;
+    struct hs_esym *syms;   /* the ELF symbol table sorted by address (built on first use) */
+    uintptr_t *syms_maxend; /* prefix maximum of the symbols' ends */
+    size_t nsyms;
+    int syms_state;         /* 0: not built yet, 1: built, -1: none */
 #endif
 } hs_mod;
 
@@ -164,6 +168,7 @@ static char *g_debuginfo_path;     /* colon-separated debug roots; NULL: /usr/li
 static _Atomic(const char *) g_libdw_soname = "libdw.so.1"; /* read without g_lock */
 
 static _Atomic size_t g_memory;          /* hs_sym_memory(), updated under g_lock */
+static size_t g_syms_bytes;              /* the modules' sorted symbol tables */
 static _Atomic uint64_t g_loader_gen;    /* adds + subs of the last merged module walk; 0: none */
 static _Atomic(char *) g_exe_path;       /* the main program's path, computed once */
 
@@ -693,7 +698,7 @@ static void update_memory(void)
 {
     size_t bytes = g_arena.bytes + g_nbuckets * sizeof(*g_buckets) +
                    g_intern_cap * sizeof(*g_intern) + g_mods_cap * sizeof(*g_mods) +
-                   g_index_n * (sizeof(*g_index) + sizeof(*g_index_maxend));
+                   g_index_n * (sizeof(*g_index) + sizeof(*g_index_maxend)) + g_syms_bytes;
     atomic_store_explicit(&g_memory, bytes, memory_order_relaxed);
 }
 
@@ -737,7 +742,8 @@ static void fbuf_push(hs_fbuf *b, const char *file, unsigned line, const char *f
     X(dwfl_report_end)                                                                             \
     X(dwfl_module_build_id)                                                                        \
     X(dwfl_module_addrdie)                                                                         \
-    X(dwfl_module_addrinfo)                                                                        \
+    X(dwfl_module_getsymtab)                                                                       \
+    X(dwfl_module_getsym_info)                                                                     \
     X(dwfl_module_getsrc)                                                                          \
     X(dwfl_lineinfo)                                                                               \
     X(dwfl_linecu)                                                                                 \
@@ -1066,13 +1072,116 @@ static const char *source_path(const char *src, Dwarf_Die *cu)
     return intern(src);
 }
 
-/* The ELF symbol (.symtab, else .dynsym, else MiniDebugInfo) containing or nearest below a. */
-static const char *elf_symbol(Dwfl_Module *dm, uintptr_t a)
+/* The module's function symbols (.symtab, else .dynsym, plus MiniDebugInfo), sorted by address
+ * once: libdwfl's own address-to-symbol lookup scans the whole table on every call, which made
+ * the final snapshot of a program with a large stripped library (clang's libLLVM, 100,000
+ * symbols) cost seconds.  Aliases at one address keep the global one first. */
+typedef struct hs_esym {
+    uintptr_t lo, hi; /* [lo, hi); hi == lo for a symbol without a size */
+    const char *name; /* in libdwfl's copy of the string table, alive as long as the Dwfl */
+    uint32_t rank;    /* binding (global, weak, local), then table order: ties are stable */
+} hs_esym;
+
+static int esym_cmp(const void *x, const void *y)
 {
-    GElf_Off off;
-    GElf_Sym sym;
-    const char *name = g_dw.dwfl_module_addrinfo(dm, a, &off, &sym, NULL, NULL, NULL);
-    return name != NULL ? show_name(name) : NULL;
+    const hs_esym *a = x, *b = y;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    return a->rank < b->rank ? -1 : a->rank > b->rank;
+}
+
+/* Under g_lock.  malloc'd memory is untraced here (R1); it is never freed, like the module. */
+static void module_build_syms(hs_mod *m)
+{
+    m->syms_state = -1;
+    int n = g_dw.dwfl_module_getsymtab(m->dmod);
+    if (n <= 1)
+        return;
+    hs_esym *v = malloc((size_t)n * sizeof(*v));
+    if (v == NULL)
+        return;
+    size_t k = 0;
+    for (int i = 1; i < n; i++) {
+        GElf_Sym sym;
+        GElf_Addr addr;
+        GElf_Word shndx;
+        const char *name = g_dw.dwfl_module_getsym_info(m->dmod, i, &sym, &addr, &shndx, NULL,
+                                                        NULL);
+        if (name == NULL || name[0] == '\0' || addr == 0 || shndx == SHN_UNDEF)
+            continue;
+        int type = GELF_ST_TYPE(sym.st_info);
+        if (type != STT_FUNC && type != STT_GNU_IFUNC && !(type == STT_NOTYPE && sym.st_size > 0))
+            continue;
+        int bind = GELF_ST_BIND(sym.st_info);
+        uint32_t pref = bind == STB_GLOBAL ? 0 : bind == STB_WEAK ? 1 : 2;
+        v[k++] = (hs_esym){ (uintptr_t)addr, (uintptr_t)(addr + sym.st_size), name,
+                            pref << 28 | (uint32_t)i };
+    }
+    if (k == 0) {
+        free(v);
+        return;
+    }
+    qsort(v, k, sizeof(*v), esym_cmp);
+    uintptr_t *mx = malloc(k * sizeof(*mx));
+    if (mx == NULL) {
+        free(v);
+        return;
+    }
+    for (size_t i = 0; i < k; i++)
+        mx[i] = i > 0 && mx[i - 1] > v[i].hi ? mx[i - 1] : v[i].hi;
+    m->syms = v;
+    m->syms_maxend = mx;
+    m->nsyms = k;
+    m->syms_state = 1;
+    g_syms_bytes += (size_t)n * sizeof(*v) + k * sizeof(*mx);
+}
+
+/* The symbol for a, as libdwfl's dwfl_module_addrinfo chooses it: the closest sized symbol
+ * containing a (aliases: the global one); failing that, the closest symbol without a size below
+ * a, unless a sized symbol ends between the two (a is then in code no symbol names).  NULL if
+ * none.  The search for a symbol without a size is bounded (64 addresses down).  Under g_lock. */
+static const char *elf_symbol(hs_mod *m, uintptr_t a)
+{
+    if (m->syms_state == 0)
+        module_build_syms(m);
+    if (m->syms_state < 0)
+        return NULL;
+    const hs_esym *v = m->syms;
+    /* hi: the number of symbols starting at or below a */
+    size_t lo = 0, hi = m->nsyms;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (v[mid].lo <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    /* Containing: down while some symbol at or below still ends past a. */
+    for (size_t i = hi; i > 0 && m->syms_maxend[i - 1] > a;) {
+        i--;
+        if (v[i].hi > a && v[i].hi != v[i].lo) {
+            size_t first = i;
+            while (first > 0 && v[first - 1].lo == v[i].lo)
+                first--;
+            for (size_t j = first;; j++)   /* aliases, the global one first */
+                if (v[j].hi > a && v[j].hi != v[j].lo)
+                    return show_name(v[j].name);
+        }
+    }
+    const hs_esym *sizeless = NULL;
+    uintptr_t max_end = 0;                   /* of the sized symbols seen, all ending by a */
+    for (size_t i = hi, steps = 0; i > 0 && steps < 64; steps++) {
+        i--;
+        if (v[i].hi != v[i].lo) {
+            if (v[i].hi > max_end)
+                max_end = v[i].hi;
+        } else if (sizeless == NULL || v[i].lo == sizeless->lo) {
+            sizeless = &v[i];                /* the lowest index of its address: the global one */
+        } else {
+            break;
+        }
+    }
+    return sizeless != NULL && sizeless->lo >= max_end ? show_name(sizeless->name) : NULL;
 }
 
 /* Frames for a, innermost first, from the module's DWARF (or its symbols).  Under g_lock. */
@@ -1118,7 +1227,7 @@ static void frames_from_dwfl(hs_mod *m, uintptr_t a, hs_fbuf *b)
 
     const char *elfsym = NULL;
     bool elfsym_done = false;
-#define HS_ELFSYM() (elfsym_done ? elfsym : (elfsym_done = true, elfsym = elf_symbol(dm, a)))
+#define HS_ELFSYM() (elfsym_done ? elfsym : (elfsym_done = true, elfsym = elf_symbol(m, a)))
 
     /* frame 0: the function of the innermost function scope */
     int j = 0;
