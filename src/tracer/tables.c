@@ -24,17 +24,12 @@
 #include <sys/mman.h>
 
 static _Atomic size_t mapped_bytes;
-#define HS_HUGE_MIN (4u << 20)
 
 void *hs_map(size_t n)
 {
     void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (p == MAP_FAILED)
         return NULL;
-    /* Large tables are probed at random: transparent huge pages spare a TLB miss on most probes
-     * (a hint; ignored where THP is off). */
-    if (n >= HS_HUGE_MIN)
-        madvise(p, n, MADV_HUGEPAGE);
     atomic_fetch_add(&mapped_bytes, n);
     return p;
 }
@@ -78,7 +73,7 @@ void hs_count_sub(size_t size)
 
 typedef struct stack_shard {
     pthread_mutex_t lock;
-    uint32_t *index;                         /* local ids, 0 = empty */
+    uint64_t *index;                         /* local id | hash tag << 32; 0 = empty */
     size_t index_cap, count;
     char *arena_cur, *arena_end;
     const hs_stack *_Atomic *_Atomic dir[DIR_CHUNKS];
@@ -128,17 +123,17 @@ static const hs_stack *local_get(stack_shard *sh, uint32_t local)
 static int index_grow_unlocked(stack_shard *sh)
 {
     size_t cap = sh->index_cap ? sh->index_cap * 2 : 1024;
-    uint32_t *t = hs_map(cap * sizeof(*t));
+    uint64_t *t = hs_map(cap * sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < sh->index_cap; i++) {
-        uint32_t local = sh->index[i];
-        if (local == 0)
+        uint64_t e = sh->index[i];
+        if (e == 0)
             continue;
-        size_t j = local_get(sh, local)->hash & (cap - 1);
+        size_t j = local_get(sh, (uint32_t)e)->hash & (cap - 1);
         while (t[j] != 0)
             j = (j + 1) & (cap - 1);
-        t[j] = local;
+        t[j] = e;
     }
     if (sh->index != NULL)
         hs_unmap(sh->index, sh->index_cap * sizeof(*t));
@@ -180,17 +175,20 @@ static uint32_t stack_add_unlocked(stack_shard *sh, const uintptr_t *pcs, uint32
     return local;
 }
 
-uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
+static uint32_t stacks_intern_hashed(const uintptr_t *pcs, uint32_t n, uint64_t h)
 {
-    uint64_t h = stack_hash(pcs, n);
     unsigned si = (unsigned)(h >> 60) % STACK_SHARDS;
     stack_shard *sh = &stacks[si];
+    uint64_t tag = (h >> 32) << 32;          /* compared before the record is read (a cache miss) */
     uint32_t id = 0;
     pthread_mutex_lock(&sh->lock);
     if ((sh->count + 1) * 2 > sh->index_cap && index_grow_unlocked(sh) < 0)
         goto out;
     size_t j = h & (sh->index_cap - 1);
-    for (uint32_t local; (local = sh->index[j]) != 0; j = (j + 1) & (sh->index_cap - 1)) {
+    for (uint64_t e; (e = sh->index[j]) != 0; j = (j + 1) & (sh->index_cap - 1)) {
+        if ((e & ~UINT64_C(0xffffffff)) != tag)
+            continue;
+        uint32_t local = (uint32_t)e;
         const hs_stack *s = local_get(sh, local);
         if (s->hash == h && s->n == n && memcmp(s->pcs, pcs, n * sizeof(uintptr_t)) == 0) {
             id = local * STACK_SHARDS + si;
@@ -199,11 +197,93 @@ uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
     }
     uint32_t local = stack_add_unlocked(sh, pcs, n, h);
     if (local != 0) {
-        sh->index[j] = local;
+        sh->index[j] = tag | local;
         id = local * STACK_SHARDS + si;
     }
 out:
     pthread_mutex_unlock(&sh->lock);
+    return id;
+}
+
+uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
+{
+    return stacks_intern_hashed(pcs, n, stack_hash(pcs, n));
+}
+
+/* ---- the per-thread stack cache ----------------------------------------------------------------
+ * Most allocations come from a stack the same thread allocated from a moment ago (a loop, a
+ * parser).  Each thread keeps the ids of its recent stacks in a small direct-mapped cache keyed
+ * by the stack's 64-bit hash and depth: a hit skips the shard lock, the index probe and the
+ * comparison with the stored record (two or three cache misses).  A hit is trusted on the hash:
+ * two different stacks of the same depth would have to collide in all 64 bits.  Stacks are
+ * never removed, so a cached id stays valid.  The cache lives in a pthread key below 32 (no TLS
+ * segment, no allocation by get/setspecific), its memory mmap'd by the tracer; a thread's cache
+ * goes to a free list when the thread exits, for the next thread. */
+#define TCACHE_SIZE 256
+
+typedef struct tcache {
+    struct tcache *next;                     /* on the free list */
+    uint64_t key[TCACHE_SIZE];               /* hash ^ depth; 0 = empty */
+    uint32_t id[TCACHE_SIZE];
+} tcache;
+
+static pthread_key_t tcache_key;
+static _Atomic int tcache_state;             /* 0: not set up, 1: usable, -1: unavailable */
+static pthread_mutex_t tcache_lock = PTHREAD_MUTEX_INITIALIZER;   /* the free list */
+static tcache *tcache_free;
+
+static void tcache_release(void *p)
+{
+    tcache *c = p;
+    pthread_mutex_lock(&tcache_lock);
+    c->next = tcache_free;
+    tcache_free = c;
+    pthread_mutex_unlock(&tcache_lock);
+}
+
+static tcache *tcache_get(void)
+{
+    int st = atomic_load_explicit(&tcache_state, memory_order_acquire);
+    if (HS_UNLIKELY(st == 0)) {
+        pthread_mutex_lock(&tcache_lock);
+        if ((st = atomic_load(&tcache_state)) == 0) {
+            pthread_key_t k;
+            st = pthread_key_create(&k, tcache_release) == 0 && k < 32 ? 1 : -1;
+            tcache_key = k;
+            atomic_store_explicit(&tcache_state, st, memory_order_release);
+        }
+        pthread_mutex_unlock(&tcache_lock);
+    }
+    if (st < 0)
+        return NULL;
+    tcache *c = pthread_getspecific(tcache_key);
+    if (HS_LIKELY(c != NULL))
+        return c;
+    pthread_mutex_lock(&tcache_lock);
+    c = tcache_free;
+    if (c != NULL)
+        tcache_free = c->next;
+    pthread_mutex_unlock(&tcache_lock);
+    if (c == NULL && (c = hs_map(sizeof(*c))) == NULL)
+        return NULL;
+    memset(c, 0, sizeof(*c));
+    pthread_setspecific(tcache_key, c);
+    return c;
+}
+
+uint32_t hs_stacks_intern_cached(const uintptr_t *pcs, uint32_t n)
+{
+    uint64_t h = stack_hash(pcs, n);
+    uint64_t key = (h ^ ((uint64_t)n << 56)) | 1;
+    tcache *c = tcache_get();
+    size_t slot = (size_t)(h >> 20) % TCACHE_SIZE;
+    if (c != NULL && c->key[slot] == key)
+        return c->id[slot];
+    uint32_t id = stacks_intern_hashed(pcs, n, h);
+    if (c != NULL && id != 0) {
+        c->key[slot] = key;
+        c->id[slot] = id;
+    }
     return id;
 }
 
@@ -593,6 +673,7 @@ void hs_live_clear(void)
 
 void hs_tables_lock_all(void)
 {
+    pthread_mutex_lock(&tcache_lock);
     for (int i = 0; i < STACK_SHARDS; i++)
         pthread_mutex_lock(&stacks[i].lock);
     lock_live_all();
@@ -603,6 +684,7 @@ void hs_tables_unlock_all(void)
     unlock_live_all();
     for (int i = STACK_SHARDS - 1; i >= 0; i--)
         pthread_mutex_unlock(&stacks[i].lock);
+    pthread_mutex_unlock(&tcache_lock);
 }
 
 void hs_tables_reinit_locks(void)
@@ -612,4 +694,5 @@ void hs_tables_reinit_locks(void)
     for (int i = 0; i < LIVE_SHARDS; i++)
         memcpy(&live[i].lock, &mutex_init, sizeof(mutex_init));
     memcpy(&wide_lock, &mutex_init, sizeof(mutex_init));
+    memcpy(&tcache_lock, &mutex_init, sizeof(mutex_init));
 }

@@ -405,8 +405,8 @@ void hs_env_activate(void)
 
 /* ---- fork --------------------------------------------------------------------------------------- */
 
-/* Lock order: the loader-call lock, state_lock, the stack shards, the live shards, the wide
- * table, the symbolizer. */
+/* Lock order: the loader-call lock, state_lock, the stack-cache free list, the stack shards, the
+ * live shards, the wide table, the symbolizer. */
 static void atfork_prepare(void)
 {
     hs_dl_lock_prepare();
