@@ -327,12 +327,20 @@ static live_shard live[LIVE_SHARDS] = {
  * traced time of an allocation-heavy Python workload).  Malloc's blocks are 16-byte aligned, so
  * the blocks of one region never share a home slot.  The shard comes from the mixed bits. */
 #define LIVE_GROUP_BITS 6
-static inline uint64_t addr_hash(uintptr_t addr)
+#define LIVE_GROUP (1u << LIVE_GROUP_BITS)
+static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr >> (LIVE_GROUP_BITS + 4)); }
+
+/* The home slot in a table of cap slots (a multiple of LIVE_GROUP, not a power of two: tables
+ * grow by half, which keeps them at least half full, 32 bytes or less per live block).  The group
+ * is the hash scaled to the number of groups (multiply-shift, no division). */
+static inline size_t live_home(uint64_t h, uintptr_t addr, size_t cap)
 {
-    return hs_mix64(addr >> (LIVE_GROUP_BITS + 4)) << LIVE_GROUP_BITS |
-           ((addr >> 4) & ((1u << LIVE_GROUP_BITS) - 1));
+    size_t groups = cap / LIVE_GROUP;
+    size_t g = (size_t)(((unsigned __int128)(h >> 16) * groups) >> 48);
+    return g * LIVE_GROUP + ((addr >> 4) & (LIVE_GROUP - 1));
 }
-static inline live_shard *shard_of(uint64_t h) { return &live[(h >> 40) % LIVE_SHARDS]; }
+static inline size_t live_next(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
+static inline live_shard *shard_of(uint64_t h) { return &live[(h >> 8) % LIVE_SHARDS]; }
 
 /* The wide table: (domain, address) for everything the packed one cannot hold; an open-addressing
  * table of its own, under wide_lock. */
@@ -355,16 +363,17 @@ static inline int fits_packed(unsigned domain, uintptr_t addr, size_t size)
 /* pre: sh->lock held. */
 static int live_grow_unlocked(live_shard *sh)
 {
-    size_t cap = sh->cap ? sh->cap * 2 : 1024;
+    size_t cap = sh->cap ? (sh->cap + sh->cap / 2 + LIVE_GROUP - 1) / LIVE_GROUP * LIVE_GROUP : 1024;
     packed *t = hs_map(cap * sizeof(*t));
     if (t == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < sh->cap; i++) {
         if (sh->ents[i].a == 0)
             continue;
-        size_t j = addr_hash(p_addr(sh->ents[i])) & (cap - 1);
+        uintptr_t a = p_addr(sh->ents[i]);
+        size_t j = live_home(addr_hash(a), a, cap);
         while (t[j].a != 0)
-            j = (j + 1) & (cap - 1);
+            j = live_next(j, cap);
         t[j] = sh->ents[i];
     }
     if (sh->ents != NULL)
@@ -379,7 +388,7 @@ static ptrdiff_t live_find_unlocked(live_shard *sh, uintptr_t addr, uint64_t h)
 {
     if (sh->cap == 0)
         return -1;
-    for (size_t j = h & (sh->cap - 1);; j = (j + 1) & (sh->cap - 1)) {
+    for (size_t j = live_home(h, addr, sh->cap);; j = live_next(j, sh->cap)) {
         if (sh->ents[j].a == 0)
             return -1;
         if (p_addr(sh->ents[j]) == addr)
@@ -390,11 +399,14 @@ static ptrdiff_t live_find_unlocked(live_shard *sh, uintptr_t addr, uint64_t h)
 /* pre: sh->lock held.  Backward-shift deletion keeps every probe chain unbroken. */
 static void live_remove_at_unlocked(live_shard *sh, size_t i)
 {
-    size_t mask = sh->cap - 1;
-    for (size_t j = (i + 1) & mask; sh->ents[j].a != 0; j = (j + 1) & mask) {
-        size_t home = addr_hash(p_addr(sh->ents[j])) & mask;
-        /* Move ents[j] into the hole at i when its home is not in (i, j]. */
-        if (((j - home) & mask) >= ((j - i) & mask)) {
+    size_t cap = sh->cap;
+    for (size_t j = live_next(i, cap); sh->ents[j].a != 0; j = live_next(j, cap)) {
+        uintptr_t a = p_addr(sh->ents[j]);
+        size_t home = live_home(addr_hash(a), a, cap);
+        /* Move ents[j] into the hole at i when its home is not in (i, j] (cyclically). */
+        size_t dist_home = j >= home ? j - home : j + cap - home;
+        size_t dist_hole = j >= i ? j - i : j + cap - i;
+        if (dist_home >= dist_hole) {
             sh->ents[i] = sh->ents[j];
             i = j;
         }
@@ -498,7 +510,7 @@ void hs_live_prefetch(uintptr_t addr)
     packed *ents = __atomic_load_n(&sh->ents, __ATOMIC_RELAXED);
     size_t cap = __atomic_load_n(&sh->cap, __ATOMIC_RELAXED);
     if (ents != NULL && cap != 0)
-        __builtin_prefetch(&ents[h & (cap - 1)], 1);
+        __builtin_prefetch(&ents[live_home(h, addr, cap)], 1);
 }
 
 int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack,
@@ -520,8 +532,8 @@ int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack
         r = -ENOMEM;
         goto out;
     }
-    size_t j = h & (sh->cap - 1);
-    for (; sh->ents[j].a != 0; j = (j + 1) & (sh->cap - 1)) {
+    size_t j = live_home(h, addr, sh->cap);
+    for (; sh->ents[j].a != 0; j = live_next(j, sh->cap)) {
         if (p_addr(sh->ents[j]) == addr) {
             *old_size = p_size(sh->ents[j]);
             *replaced = 1;
