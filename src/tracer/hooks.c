@@ -339,20 +339,53 @@ ALIGNED_HOOK(memalign, (size_t align, size_t n), (align, n), align, n)
 ALIGNED_HOOK(valloc, (size_t n), (n), page_size(), n)
 ALIGNED_HOOK(pvalloc, (size_t n), (n), page_size(), page_round(n))
 
-/* ---- the loader lock and fork ---------------------------------------------------------------
+/* ---- the loader and fork ---------------------------------------------------------------------
  * glibc's fork does not take the loader's lock that dl_iterate_phdr holds: a fork while another
  * thread is inside dl_iterate_phdr leaves it held forever in the child, whose next unwind (libunwind
  * calls dl_iterate_phdr on a cache miss) would then hang where the untraced child would not.
- * The tracer's own calls (libunwind's and the symbolizer's, guard held) hold dl_lock for reading
- * and the fork prepare handler takes it for writing, so none of them is inside the loader across
- * a fork; glibc's rwlocks prefer readers, so a thread that holds the loader lock (dlopen) and
- * allocates can still take it while a fork waits.  The program's own calls are only counted (a
- * fork must not wait for them: their callbacks may wait for the fork): a child forked while one
- * was in progress may have the lock held, and does not trace (tracer.c says so in its log). */
-static pthread_rwlock_t dl_lock = PTHREAD_RWLOCK_INITIALIZER;
-static const pthread_rwlock_t dl_lock_init = PTHREAD_RWLOCK_INITIALIZER;
+ * Unwinding must not be in flight across a fork either (libunwind has mutexes of its own), nor the
+ * symbolizer's other loader calls (dlopen of libdw, dlsym, dladdr: a fork half-way through dlopen
+ * leaves the child a half-loaded libdw; glibc resets the loader lock in the child, not the link
+ * map).  So every such use by the tracer is counted in flight, and the fork prepare handler waits
+ * until none is.  The count is split over 64 cache lines, a thread's chosen by its id, so that
+ * threads unwinding at once do not bounce one shared line (a reader-writer lock did, on every
+ * allocation).  A use that starts while a fork waits steps back and waits for it, unless its line
+ * already counts a use in flight (its own, nested: a dl_iterate_phdr inside an unwind; or another
+ * thread's that the fork waits for anyway).  The wait is bounded: a program that forks from an
+ * ELF constructor holds the loader lock that a use in flight may be waiting for; after a second
+ * the fork goes on, and the child does not trace.  The program's own dl_iterate_phdr calls are
+ * only counted (a fork must not wait for them: their callbacks may wait for the fork): a child
+ * forked while one was in progress may have the lock held, and does not trace (tracer.c says so
+ * in its log). */
+#define LOADER_SLOTS 64
+typedef struct loader_slot { _Atomic int n; } __attribute__((aligned(64))) loader_slot;
+static loader_slot loader_uses[LOADER_SLOTS];
+static _Atomic int forks_waiting;           /* prepare handlers between start and parent/child */
 static _Atomic int dl_program_calls;        /* the program's calls in progress */
 static int fork_loader_busy;                /* set by the prepare handler, read in the child */
+
+static inline loader_slot *my_loader_slot(void)
+{
+    return &loader_uses[hs_mix64((uint64_t)pthread_self()) % LOADER_SLOTS];
+}
+
+void hs_loader_use_begin(void)
+{
+    loader_slot *s = my_loader_slot();
+    for (;;) {
+        /* seq_cst, with the fork's store then loads: one of the two sees the other */
+        if (atomic_fetch_add(&s->n, 1) > 0 || atomic_load(&forks_waiting) == 0)
+            return;
+        atomic_fetch_sub(&s->n, 1);
+        while (atomic_load(&forks_waiting) != 0)
+            sched_yield();
+    }
+}
+
+void hs_loader_use_end(void)
+{
+    atomic_fetch_sub(&my_loader_slot()->n, 1);
+}
 
 /* This thread is inside the tracer (not merely "the guard is not ready yet"). */
 static inline int inside_tracer(void)
@@ -377,40 +410,43 @@ HOOK int dl_iterate_phdr(phdr_cb cb, void *data)
         atomic_fetch_sub(&dl_program_calls, 1);
         return r;
     }
-    pthread_rwlock_rdlock(&dl_lock);
+    hs_loader_use_begin();
     int r = real(cb, data);
-    pthread_rwlock_unlock(&dl_lock);
+    hs_loader_use_end();
     return r;
 }
 
-/* Unwinding holds dl_lock for reading too: libunwind has mutexes of its own, and a fork while
- * another thread holds one would leave it locked in the child.  So do the symbolizer's calls
- * that change or read the loader's state outside dl_iterate_phdr (dlopen of libdw, dlsym,
- * dladdr): a fork while another thread is half-way through dlopen leaves the child a
- * half-loaded libdw (glibc resets the loader lock in the child, not the link map). */
-void hs_loader_use_begin(void) { pthread_rwlock_rdlock(&dl_lock); }
-void hs_loader_use_end(void) { pthread_rwlock_unlock(&dl_lock); }
+static int loader_idle(void)
+{
+    for (int i = 0; i < LOADER_SLOTS; i++)
+        if (atomic_load(&loader_uses[i].n) != 0)
+            return 0;
+    return 1;
+}
 
-/* The fork waits for the tracer's loader calls in flight, but not for ever: a program that forks
- * from an ELF constructor holds the loader lock that such a call may be waiting for.  After a
- * second the fork goes on without dl_lock, and the child does not trace. */
-static int fork_has_dl_lock;
 void hs_dl_lock_prepare(void)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += 1;
-    fork_has_dl_lock = pthread_rwlock_timedwrlock(&dl_lock, &until) == 0;
-    fork_loader_busy = !fork_has_dl_lock || atomic_load(&dl_program_calls) > 0;
+    atomic_fetch_add(&forks_waiting, 1);
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int idle;
+    while (!(idle = loader_idle())) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        if ((t.tv_sec - t0.tv_sec) * 1000000000L + (t.tv_nsec - t0.tv_nsec) > 1000000000L)
+            break;
+        sched_yield();
+    }
+    fork_loader_busy = !idle || atomic_load(&dl_program_calls) > 0;
 }
 void hs_dl_lock_parent(void)
 {
-    if (fork_has_dl_lock)
-        pthread_rwlock_unlock(&dl_lock);
+    atomic_fetch_sub(&forks_waiting, 1);
 }
 int hs_dl_lock_child(void)
 {
-    memcpy(&dl_lock, &dl_lock_init, sizeof(dl_lock));
+    for (int i = 0; i < LOADER_SLOTS; i++)
+        atomic_store(&loader_uses[i].n, 0);
+    atomic_store(&forks_waiting, 0);
     atomic_store(&dl_program_calls, 0);
     return fork_loader_busy;
 }

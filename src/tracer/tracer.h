@@ -83,14 +83,18 @@ static inline int hs_guard_held(void)
 #define HS_EXTRA_FRAMES 32          /* captured past the limit, for inlining and trimming (SPEC 7) */
 #define HS_STACK_BUF 256            /* capture buffer on the C stack; more is malloc'd */
 
+/* Read on every hooked call: tracing, limit, trim.  Written on every one: current, peak, on a cache
+ * line of their own, so that threads allocating at once do not also invalidate each other's copy
+ * of the flags (false sharing cost the two-thread microbenchmark most of its second core). */
 typedef struct hs_state {
     _Atomic int tracing;              /* hooks record only while set; re-checked under locks */
     _Atomic int limit;                /* traceback limit of the last successful start */
     _Atomic int trim;                 /* allocation-site trimming on */
-    _Atomic size_t current, peak;     /* traced memory, all domains */
-    _Atomic unsigned long long lost_blocks, lost_bytes, unknown_frees;
-    _Atomic int oom;
     double start_monotonic;           /* when tracing started (CLOCK_MONOTONIC seconds) */
+    _Alignas(64) _Atomic size_t current;   /* traced memory, all domains */
+    _Atomic size_t peak;
+    _Alignas(64) _Atomic unsigned long long lost_blocks, lost_bytes, unknown_frees;
+    _Atomic int oom;
 } hs_state;
 
 HS_HIDDEN extern hs_state hs_st;
