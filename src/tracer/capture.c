@@ -76,7 +76,7 @@ uint32_t hs_capture_stack(void)
     keep = hs_py_splice(pcs, keep, want);    /* Python frames, when a provider is registered */
     if (keep > limit + HS_EXTRA_FRAMES)
         keep = limit + HS_EXTRA_FRAMES;
-    uint32_t id = hs_stacks_intern_cached(pcs, (uint32_t)keep);
+    uint32_t id = hs_stacks_intern(pcs, (uint32_t)keep);
     if (id == 0)
         atomic_store(&hs_st.oom, 1);
     if (pcs != small)

@@ -205,7 +205,7 @@ out:
     return id;
 }
 
-uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
+uint32_t hs_stacks_intern_uncached(const uintptr_t *pcs, uint32_t n)
 {
     return stacks_intern_hashed(pcs, n, stack_hash(pcs, n));
 }
@@ -271,7 +271,7 @@ static tcache *tcache_get(void)
     return c;
 }
 
-uint32_t hs_stacks_intern_cached(const uintptr_t *pcs, uint32_t n)
+uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
 {
     uint64_t h = stack_hash(pcs, n);
     uint64_t key = (h ^ ((uint64_t)n << 56)) | 1;

@@ -129,9 +129,10 @@ typedef struct hs_live {
     unsigned int domain;
 } hs_live;
 
-HS_HIDDEN uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n);   /* 0 when out of memory */
-/* The same through the calling thread's cache of recent stacks (the allocation path). */
-HS_HIDDEN uint32_t hs_stacks_intern_cached(const uintptr_t *pcs, uint32_t n);
+/* The id of a stack, through the calling thread's cache of recent stacks; 0 when out of memory. */
+HS_HIDDEN uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n);
+/* The same without the cache (tests). */
+HS_HIDDEN uint32_t hs_stacks_intern_uncached(const uintptr_t *pcs, uint32_t n);
 HS_HIDDEN const hs_stack *hs_stacks_get(uint32_t id);
 
 HS_HIDDEN void hs_live_prefetch(uintptr_t addr); /* before a put: start the cache miss early */
