@@ -159,10 +159,24 @@ $(B)/tsan/test_tables: tests/tsan/test_tables.c src/tracer/tables.c src/tracer/t
 tsan: $(B)/tsan/test_tables
 	TSAN_OPTIONS=halt_on_error=1 $(B)/tsan/test_tables
 
-# libFuzzer targets over the core code.
-$(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC)
+# libFuzzer targets over the core code.  fuzz_pattern and fuzz_args drive the command line's
+# parsing too: they also link the CLI without main.c (which holds only main), what the CLI links
+# (the exporters, protoc-c's code), and the tracer's alloc-fn list, which is pure code.
+FUZZ_FLAGS := $(HS_CPPFLAGS) -Isrc -I$(B)/gen -O1 -g -fno-sanitize-recover=undefined
+FUZZ_CLI_BIN := $(B)/fuzz/fuzz_pattern $(B)/fuzz/fuzz_args
+FUZZ_CLI_SRC := $(filter-out src/cli/main.c,$(CLI_SRC)) $(OUTPUT_SRC) src/tracer/allocfn.c
+FUZZ_CLI_OBJ := $(FUZZ_CLI_SRC:%.c=$(B)/fuzzobj/%.o) $(B)/fuzzobj/gen/profile.pb-c.o
+$(B)/fuzzobj/%.o: %.c $(wildcard include/*.h src/*/*.h) $(B)/gen/profile.pb-c.h
 	@mkdir -p $(dir $@)
-	$(CLANG) $(HS_CPPFLAGS) -Isrc -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -o $@ $< $(CORE_SRC) -lm
+	$(CLANG) $(FUZZ_FLAGS) $(WARN) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+$(B)/fuzzobj/gen/profile.pb-c.o: $(B)/gen/profile.pb-c.c
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link,address,undefined -c $< -o $@
+$(FUZZ_CLI_BIN): $(FUZZ_CLI_OBJ) tests/fuzz/fuzz.h
+$(FUZZ_CLI_BIN): FUZZ_LINK = $(FUZZ_CLI_OBJ) -lprotobuf-c -lz
+$(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_FLAGS) $(WARN) -fsanitize=fuzzer,address,undefined -o $@ $< $(CORE_SRC) $(FUZZ_LINK) -lm
 
 libs: $(LIB) $(CORE_LIB)
 unit: $(UNIT_BIN)
@@ -182,7 +196,8 @@ check: all unit live fuzzers symtest $(B)/ubsan/libheapsnap.so
 fuzz: fuzzers
 	@set -e; for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p $(B)/fuzz/corpus-$$n; \
 	  echo "== $$n for $(FUZZ_SECONDS)s"; \
-	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -close_fd_mask=3 $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
+	  dict=; if [ -f tests/fuzz/$$n.dict ]; then dict=-dict=tests/fuzz/$$n.dict; fi; \
+	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=0 -close_fd_mask=3 $$dict $(B)/fuzz/corpus-$$n tests/fuzz/corpus/$$n; done
 
 install: all
 	install -d $(DESTDIR)$(LIBDIR) $(DESTDIR)$(INCDIR) $(DESTDIR)$(LIBDIR)/pkgconfig $(DESTDIR)$(BINDIR)

@@ -84,6 +84,70 @@ enum {
 /* Strict integer parsing for options; 0 on success. */
 int cli_parse_long(const char *s, long lo, long hi, long *out);
 
+/* ---- command lines ---------------------------------------------------------------------------
+ * Each subcommand parses and checks its whole command line first, in cli_parse_<cmd>, which acts
+ * on nothing but its result and getopt_long's state: no file, process, environment variable or
+ * other global is touched, only usage and error messages are printed.  It returns CLI_PROCEED
+ * with the result filled in, or the exit status to end with at once (EXIT_OK after --help,
+ * EXIT_USAGE after a message), with everything freed.  cmd_<cmd> then does the work.  argv is
+ * permuted by getopt_long as usual; the strings in a result point into it.  getopt_long is
+ * restarted with optind = 0, so the parsers may run many times in one process (the fuzz target
+ * tests/fuzz/fuzz_args.c runs them alone). */
+#define CLI_PROCEED (-1)
+
+typedef struct cli_run_args {
+    long frames;                /* traceback limit */
+    const char *output;         /* NULL: ./heapsnap.<program>.<pid> */
+    const char *interval;       /* NULL: no periodic snapshots */
+    char alloc_fns[4096];       /* the --alloc-fn patterns joined with ':' (HEAPSNAP_ALLOC_FN) */
+    int follow, quiet;
+    char **prog_argv;           /* PROGRAM ARGS..., the tail of argv (NULL-terminated) */
+} cli_run_args;
+
+typedef struct cli_snapshot_args {
+    long pid;
+    long timeout;               /* seconds */
+} cli_snapshot_args;
+
+typedef struct cli_top_args {   /* top (one path) and diff (OLD NEW) */
+    cli_analysis_opts o;        /* free with cli_analysis_free */
+    char **paths;
+    int npaths;
+} cli_top_args;
+
+typedef struct cli_leaks_args {
+    cli_analysis_opts o;        /* free with cli_analysis_free */
+    double min_confidence;
+    int fail_on_leak;
+    char **paths;               /* files and folders, at least one */
+    int npaths;
+} cli_leaks_args;
+
+typedef struct cli_timeline_args {
+    long rows;                  /* 0: all */
+    const char *path;
+} cli_timeline_args;
+
+typedef enum { CLI_FORMAT_FOLDED, CLI_FORMAT_JSON, CLI_FORMAT_PPROF } cli_format;
+
+typedef struct cli_export_args {
+    cli_format format;
+    const char *path, *output, *base;   /* output, base: NULL when not given */
+} cli_export_args;
+
+typedef struct cli_info_args {
+    char **paths;               /* at least one */
+    int npaths;
+} cli_info_args;
+
+int cli_parse_run(int argc, char **argv, cli_run_args *a);
+int cli_parse_snapshot(int argc, char **argv, cli_snapshot_args *a);
+int cli_parse_top(int argc, char **argv, int diff, cli_top_args *a);
+int cli_parse_leaks(int argc, char **argv, cli_leaks_args *a);
+int cli_parse_timeline(int argc, char **argv, cli_timeline_args *a);
+int cli_parse_export(int argc, char **argv, cli_export_args *a);
+int cli_parse_info(int argc, char **argv, cli_info_args *a);
+
 int cmd_run(int argc, char **argv);
 int cmd_snapshot(int argc, char **argv);
 int cmd_top(int argc, char **argv);

@@ -11,7 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int cmd_export(int argc, char **argv)
+int cli_parse_export(int argc, char **argv, cli_export_args *a)
 {
     static const struct option longopts[] = {
         { "format", required_argument, NULL, OPT_FORMAT },
@@ -20,19 +20,20 @@ int cmd_export(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    const char *format = NULL, *output = NULL, *base_path = NULL;
+    const char *format = NULL;
+    a->output = a->base = NULL;
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "o:h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_FORMAT:
             format = optarg;
             break;
         case 'o':
-            output = optarg;
+            a->output = optarg;
             break;
         case OPT_BASE:
-            base_path = optarg;
+            a->base = optarg;
             break;
         default: {
             FILE *f = c == 'h' ? stdout : stderr;
@@ -53,24 +54,39 @@ int cmd_export(int argc, char **argv)
         cli_error("export: expected one snapshot");
         return EXIT_USAGE;
     }
-    int (*writer)(const hs_snapshot *, const hs_snapshot *, FILE *) = NULL;
-    if (format == NULL)
+    a->path = argv[optind];
+    if (format == NULL) {
         cli_error("export: --format folded, json or pprof is required");
-    else if (strcmp(format, "folded") == 0)
-        writer = hs_export_folded;
-    else if (strcmp(format, "json") == 0)
-        writer = hs_export_json;
-    else if (strcmp(format, "pprof") == 0)
-        writer = hs_export_pprof;
-    else
-        cli_error("export: --format %s: expected folded, json or pprof", format);
-    if (writer == NULL)
         return EXIT_USAGE;
-    if (writer == hs_export_pprof && output == NULL && isatty(1)) {
+    }
+    if (strcmp(format, "folded") == 0)
+        a->format = CLI_FORMAT_FOLDED;
+    else if (strcmp(format, "json") == 0)
+        a->format = CLI_FORMAT_JSON;
+    else if (strcmp(format, "pprof") == 0)
+        a->format = CLI_FORMAT_PPROF;
+    else {
+        cli_error("export: --format %s: expected folded, json or pprof", format);
+        return EXIT_USAGE;
+    }
+    return CLI_PROCEED;
+}
+
+int cmd_export(int argc, char **argv)
+{
+    cli_export_args a;
+    int prc = cli_parse_export(argc, argv, &a);
+    if (prc != CLI_PROCEED)
+        return prc;
+    const char *output = a.output, *base_path = a.base;
+    int (*writer)(const hs_snapshot *, const hs_snapshot *, FILE *) =
+        a.format == CLI_FORMAT_FOLDED ? hs_export_folded
+        : a.format == CLI_FORMAT_JSON ? hs_export_json : hs_export_pprof;
+    if (a.format == CLI_FORMAT_PPROF && output == NULL && isatty(1)) {
         cli_error("export: pprof is binary; use -o FILE or redirect standard output");
         return EXIT_USAGE;
     }
-    hs_snapshot *s = cli_load(argv[optind]), *base = NULL;
+    hs_snapshot *s = cli_load(a.path), *base = NULL;
     if (s == NULL || (base_path != NULL && (base = cli_load(base_path)) == NULL)) {
         hs_snapshot_free(s);
         return EXIT_USAGE;

@@ -50,12 +50,12 @@ static int info_one(const char *path)
     return EXIT_OK;
 }
 
-int cmd_info(int argc, char **argv)
+int cli_parse_info(int argc, char **argv, cli_info_args *a)
 {
     static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
                                               { NULL, 0, NULL, 0 } };
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         FILE *f = c == 'h' ? stdout : stderr;
         fprintf(f, "usage: heapsnap info SNAPSHOT...\n"
@@ -67,11 +67,22 @@ int cmd_info(int argc, char **argv)
         cli_error("info: expected a snapshot file");
         return EXIT_USAGE;
     }
-    int rc = EXIT_OK;
-    for (int i = optind; i < argc; i++) {
-        if (i > optind)
+    a->paths = argv + optind;
+    a->npaths = argc - optind;
+    return CLI_PROCEED;
+}
+
+int cmd_info(int argc, char **argv)
+{
+    cli_info_args a;
+    int rc = cli_parse_info(argc, argv, &a);
+    if (rc != CLI_PROCEED)
+        return rc;
+    rc = EXIT_OK;
+    for (int i = 0; i < a.npaths; i++) {
+        if (i > 0)
             putchar('\n');
-        if (info_one(argv[i]) != EXIT_OK)
+        if (info_one(a.paths[i]) != EXIT_OK)
             rc = EXIT_USAGE;
     }
     return rc;

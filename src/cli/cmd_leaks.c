@@ -120,7 +120,7 @@ static void print_json(const cli_series *g, const hs_leak_report *r, long limit)
     fputc('\n', stdout);
 }
 
-int cmd_leaks(int argc, char **argv)
+int cli_parse_leaks(int argc, char **argv, cli_leaks_args *a)
 {
     static const struct option longopts[] = {
         CLI_ANALYSIS_LONGOPTS,
@@ -129,55 +129,70 @@ int cmd_leaks(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    cli_analysis_opts o = { .key = HS_KEY_TRACEBACK, .limit = 10,
-                            .traceback_limit = HS_ALL_FRAMES, .lineno = HS_ANY_LINE };
-    double min_conf = 0.5;
-    int fail_on_leak = 0, c;
-    optind = 1;
+    *a = (cli_leaks_args){ .o = { .key = HS_KEY_TRACEBACK, .limit = 10,
+                                  .traceback_limit = HS_ALL_FRAMES, .lineno = HS_ANY_LINE },
+                           .min_confidence = 0.5 };
+    cli_analysis_opts *o = &a->o;
+    int c;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "l:h", longopts, NULL)) != -1) {
         if (c == 'h') {
-            cli_analysis_free(&o);
+            cli_analysis_free(o);
             return usage(EXIT_OK);
         }
         if (c == OPT_FAIL_ON_LEAK) {
-            fail_on_leak = 1;
+            a->fail_on_leak = 1;
             continue;
         }
         if (c == OPT_MIN_CONFIDENCE) {
             char *end;
             errno = 0;
-            min_conf = strtod(optarg, &end);
-            if (errno || *end || !(min_conf >= 0 && min_conf <= 1)) {
+            double v = strtod(optarg, &end);
+            if (errno || *end || !(v >= 0 && v <= 1)) {
                 cli_error("leaks: --min-confidence %s: expected a number from 0 to 1", optarg);
-                cli_analysis_free(&o);
+                cli_analysis_free(o);
                 return EXIT_USAGE;
             }
+            a->min_confidence = v;
             continue;
         }
-        int r = cli_analysis_option(&o, c, optarg);
+        int r = cli_analysis_option(o, c, optarg);
         if (r <= 0) {
-            cli_analysis_free(&o);
+            cli_analysis_free(o);
             return r < 0 ? EXIT_USAGE : usage(EXIT_USAGE);
         }
     }
-    cli_analysis_finish(&o);
-    if (o.key == HS_KEY_FILENAME || o.cumulative) {
+    cli_analysis_finish(o);
+    if (o->key == HS_KEY_FILENAME || o->cumulative) {
         cli_error("leaks: groups --by traceback or --by lineno, without --cumulative");
-        cli_analysis_free(&o);
+        cli_analysis_free(o);
         return EXIT_USAGE;
     }
     if (optind >= argc) {
         cli_error("leaks: expected snapshot files or a folder of them");
-        cli_analysis_free(&o);
+        cli_analysis_free(o);
         return usage(EXIT_USAGE);
     }
+    a->paths = argv + optind;
+    a->npaths = argc - optind;
+    return CLI_PROCEED;
+}
+
+int cmd_leaks(int argc, char **argv)
+{
+    cli_leaks_args a;
+    int rc = cli_parse_leaks(argc, argv, &a);
+    if (rc != CLI_PROCEED)
+        return rc;
+    cli_analysis_opts o = a.o;          /* owns the filters from here */
     cli_series *series;
     size_t ns;
-    if (cli_load_series(argv + optind, argc - optind, &series, &ns) < 0) {
+    if (cli_load_series(a.paths, a.npaths, &series, &ns) < 0) {
         cli_analysis_free(&o);
         return EXIT_USAGE;
     }
-    int rc = EXIT_OK, found = 0, analysed = 0;
+    int found = 0, analysed = 0;
+    rc = EXIT_OK;
     for (size_t k = 0; k < ns; k++) {
         cli_series *g = &series[k];
         /* A final snapshot is taken after destructors and atexit handlers, when the program
@@ -211,7 +226,7 @@ int cmd_leaks(int argc, char **argv)
         int ok = f != NULL;
         for (size_t i = 0; ok && i < g->n; i++)
             ok = (f[i] = cli_apply_filters(&o, g->snaps[i])) != NULL;
-        hs_leak_opts lo = { .key = o.key, .min_confidence = min_conf, .min_growth = 1 };
+        hs_leak_opts lo = { .key = o.key, .min_confidence = a.min_confidence, .min_growth = 1 };
         hs_leak_report *r = ok ? hs_leaks_analyze((const hs_snapshot *const *)f, g->n, &lo) : NULL;
         if (r == NULL) {
             if (ok)
@@ -235,7 +250,7 @@ int cmd_leaks(int argc, char **argv)
     }
     cli_free_series(series, ns);
     cli_analysis_free(&o);
-    if (rc == EXIT_OK && fail_on_leak && found)
+    if (rc == EXIT_OK && a.fail_on_leak && found)
         rc = EXIT_LEAK;
     return fflush(stdout) == 0 ? rc : EXIT_USAGE;
 }

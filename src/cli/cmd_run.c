@@ -251,7 +251,7 @@ static int set_env(const char *name, const char *value)
     return 0;
 }
 
-int cmd_run(int argc, char **argv)
+int cli_parse_run(int argc, char **argv, cli_run_args *a)
 {
     static const struct option longopts[] = {
         { "frames", required_argument, NULL, 'n' },
@@ -263,22 +263,24 @@ int cmd_run(int argc, char **argv)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    long frames = DEFAULT_FRAMES;
-    const char *output = NULL, *interval = NULL;
-    char alloc_fns[4096] = "";
-    int follow = 0, c;
-    optind = 1;
+    a->frames = DEFAULT_FRAMES;
+    a->output = a->interval = NULL;
+    a->alloc_fns[0] = '\0';
+    a->follow = a->quiet = 0;
+    a->prog_argv = NULL;
+    int c;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "+n:o:qh", longopts, NULL)) != -1) {
         switch (c) {
         case 'n':
-            if (cli_parse_long(optarg, 1, HS_MAX_FRAMES, &frames) < 0) {
+            if (cli_parse_long(optarg, 1, HS_MAX_FRAMES, &a->frames) < 0) {
                 cli_error("run: --frames %s: expected a number from 1 to %d", optarg,
                           HS_MAX_FRAMES);
                 return EXIT_USAGE;
             }
             break;
         case 'o':
-            output = optarg;
+            a->output = optarg;
             break;
         case OPT_INTERVAL: {
             char *end;
@@ -288,24 +290,24 @@ int cmd_run(int argc, char **argv)
                 cli_error("run: --interval %s: expected a positive number of seconds", optarg);
                 return EXIT_USAGE;
             }
-            interval = optarg;
+            a->interval = optarg;
             break;
         }
         case OPT_ALLOC_FN:
             if (*optarg == '\0' || strchr(optarg, ':') != NULL ||
-                strlen(alloc_fns) + strlen(optarg) + 2 > sizeof(alloc_fns)) {
+                strlen(a->alloc_fns) + strlen(optarg) + 2 > sizeof(a->alloc_fns)) {
                 cli_error("run: --alloc-fn '%s': expected a non-empty glob without ':'", optarg);
                 return EXIT_USAGE;
             }
-            if (alloc_fns[0])
-                strcat(alloc_fns, ":");
-            strcat(alloc_fns, optarg);
+            if (a->alloc_fns[0])
+                strcat(a->alloc_fns, ":");
+            strcat(a->alloc_fns, optarg);
             break;
         case OPT_FOLLOW_FORK:
-            follow = 1;
+            a->follow = 1;
             break;
         case 'q':
-            cli_quiet = 1;
+            a->quiet = 1;
             break;
         case 'h':
             return usage(EXIT_OK);
@@ -317,7 +319,23 @@ int cmd_run(int argc, char **argv)
         cli_error("run: expected a program to run: heapsnap run [options] -- PROGRAM [ARGS...]");
         return EXIT_USAGE;
     }
-    char **prog_argv = argv + optind;
+    a->prog_argv = argv + optind;
+    return CLI_PROCEED;
+}
+
+int cmd_run(int argc, char **argv)
+{
+    cli_run_args a;
+    int prc = cli_parse_run(argc, argv, &a);
+    if (prc != CLI_PROCEED)
+        return prc;
+    if (a.quiet)
+        cli_quiet = 1;
+    long frames = a.frames;
+    const char *output = a.output, *interval = a.interval;
+    const char *alloc_fns = a.alloc_fns;
+    int follow = a.follow;
+    char **prog_argv = a.prog_argv;
 
     char *path = resolve_program(prog_argv[0]);
     if (path == NULL) {

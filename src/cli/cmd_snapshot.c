@@ -63,16 +63,16 @@ static int find_dir(long pid, char *out, size_t len)
     return rc;
 }
 
-int cmd_snapshot(int argc, char **argv)
+int cli_parse_snapshot(int argc, char **argv, cli_snapshot_args *a)
 {
     static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
                                               { "timeout", required_argument, NULL, OPT_TIMEOUT },
                                               { NULL, 0, NULL, 0 } };
-    long timeout = 30;
+    a->timeout = 30;
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        if (c == OPT_TIMEOUT && cli_parse_long(optarg, 1, 86400, &timeout) == 0)
+        if (c == OPT_TIMEOUT && cli_parse_long(optarg, 1, 86400, &a->timeout) == 0)
             continue;
         FILE *f = c == 'h' ? stdout : stderr;
         fprintf(f, "usage: heapsnap snapshot [--timeout SECONDS] PID\n"
@@ -80,11 +80,20 @@ int cmd_snapshot(int argc, char **argv)
                    "Waits at most SECONDS (default 30) for the answer.\n");
         return c == 'h' ? EXIT_OK : EXIT_USAGE;
     }
-    long pid;
-    if (optind != argc - 1 || cli_parse_long(argv[optind], 1, INT_MAX, &pid) < 0) {
+    if (optind != argc - 1 || cli_parse_long(argv[optind], 1, INT_MAX, &a->pid) < 0) {
         cli_error("snapshot: expected a process id");
         return EXIT_USAGE;
     }
+    return CLI_PROCEED;
+}
+
+int cmd_snapshot(int argc, char **argv)
+{
+    cli_snapshot_args a;
+    int rc = cli_parse_snapshot(argc, argv, &a);
+    if (rc != CLI_PROCEED)
+        return rc;
+    long pid = a.pid, timeout = a.timeout;
     char dir[PATH_MAX], proc_dir[PATH_MAX + 32];
     if (find_dir(pid, dir, sizeof(dir)) < 0)
         return EXIT_USAGE;

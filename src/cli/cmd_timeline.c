@@ -96,16 +96,16 @@ static int show(const char *path, long rows_wanted)
     return EXIT_OK;
 }
 
-int cmd_timeline(int argc, char **argv)
+int cli_parse_timeline(int argc, char **argv, cli_timeline_args *a)
 {
     static const struct option longopts[] = { { "help", no_argument, NULL, 'h' },
                                               { "rows", required_argument, NULL, 'r' },
                                               { NULL, 0, NULL, 0 } };
-    long rows = 40;
+    a->rows = 40;
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "hr:", longopts, NULL)) != -1) {
-        if (c == 'r' && cli_parse_long(optarg, 0, 1L << 30, &rows) == 0)
+        if (c == 'r' && cli_parse_long(optarg, 0, 1L << 30, &a->rows) == 0)
             continue;
         FILE *f = c == 'h' ? stdout : stderr;
         fprintf(f, "usage: heapsnap timeline [--rows N] DIR|DIR/PID|timeline.tsv\n"
@@ -117,7 +117,18 @@ int cmd_timeline(int argc, char **argv)
         cli_error("timeline: expected one folder or timeline.tsv");
         return EXIT_USAGE;
     }
-    const char *arg = argv[optind];
+    a->path = argv[optind];
+    return CLI_PROCEED;
+}
+
+int cmd_timeline(int argc, char **argv)
+{
+    cli_timeline_args a;
+    int prc = cli_parse_timeline(argc, argv, &a);
+    if (prc != CLI_PROCEED)
+        return prc;
+    const char *arg = a.path;
+    long rows = a.rows;
     struct stat st;
     if (stat(arg, &st) < 0) {
         cli_error("%s: %s", arg, strerror(errno));

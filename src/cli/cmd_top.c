@@ -117,7 +117,7 @@ static int usage(const char *cmd, int status)
     return status;
 }
 
-static int top_or_diff(int argc, char **argv, int diff)
+int cli_parse_top(int argc, char **argv, int diff, cli_top_args *a)
 {
     const char *cmd = diff ? "diff" : "top";
     static const struct option longopts[] = {
@@ -125,61 +125,76 @@ static int top_or_diff(int argc, char **argv, int diff)
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
     };
-    cli_analysis_opts o = { .key = HS_KEY_LINENO, .limit = 10, .traceback_limit = HS_ALL_FRAMES,
-                            .lineno = HS_ANY_LINE };
+    *a = (cli_top_args){ .o = { .key = HS_KEY_LINENO, .limit = 10,
+                                .traceback_limit = HS_ALL_FRAMES, .lineno = HS_ANY_LINE } };
+    cli_analysis_opts *o = &a->o;
     int c;
-    optind = 1;
+    optind = 0;
     while ((c = getopt_long(argc, argv, "l:h", longopts, NULL)) != -1) {
         if (c == 'h') {
-            cli_analysis_free(&o);
+            cli_analysis_free(o);
             return usage(cmd, EXIT_OK);
         }
-        int r = cli_analysis_option(&o, c, optarg);
+        int r = cli_analysis_option(o, c, optarg);
         if (r <= 0) {
-            cli_analysis_free(&o);
+            cli_analysis_free(o);
             return r < 0 ? EXIT_USAGE : usage(cmd, EXIT_USAGE);
         }
     }
-    cli_analysis_finish(&o);
+    cli_analysis_finish(o);
     int want = diff ? 2 : 1;
     if (argc - optind != want) {
         cli_error("%s: expected %s", cmd, diff ? "two snapshots, OLD and NEW" : "one snapshot");
-        cli_analysis_free(&o);
+        cli_analysis_free(o);
         return usage(cmd, EXIT_USAGE);
     }
-    if (o.cumulative && o.key == HS_KEY_TRACEBACK) {
+    if (o->cumulative && o->key == HS_KEY_TRACEBACK) {
         cli_error("%s: --cumulative does not go with --by traceback", cmd);
-        cli_analysis_free(&o);
+        cli_analysis_free(o);
         return EXIT_USAGE;
     }
-    int rc = EXIT_USAGE;
+    a->paths = argv + optind;
+    a->npaths = want;
+    return CLI_PROCEED;
+}
+
+static int top_or_diff(int argc, char **argv, int diff)
+{
+    const char *cmd = diff ? "diff" : "top";
+    cli_top_args a;
+    int rc = cli_parse_top(argc, argv, diff, &a);
+    if (rc != CLI_PROCEED)
+        return rc;
+    const cli_analysis_opts *o = &a.o;
+    int want = a.npaths;
+    rc = EXIT_USAGE;
     hs_snapshot *raw[2] = { NULL, NULL }, *f[2] = { NULL, NULL };
     hs_stats *st = NULL;
     for (int i = 0; i < want; i++) {
-        if ((raw[i] = cli_load(argv[optind + i])) == NULL ||
-            (f[i] = cli_apply_filters(&o, raw[i])) == NULL)
+        if ((raw[i] = cli_load(a.paths[i])) == NULL ||
+            (f[i] = cli_apply_filters(o, raw[i])) == NULL)
             goto out;
     }
-    st = diff ? hs_snapshot_compare_to(f[1], f[0], o.key, o.cumulative)
-              : hs_snapshot_statistics(f[0], o.key, o.cumulative);
+    st = diff ? hs_snapshot_compare_to(f[1], f[0], o->key, o->cumulative)
+              : hs_snapshot_statistics(f[0], o->key, o->cumulative);
     if (st == NULL) {
         cli_error("%s: %s", cmd, strerror(errno));
         goto out;
     }
-    if (o.json) {
-        print_json(&o, st);
+    if (o->json) {
+        print_json(o, st);
     } else {
-        char a[8192], b[8192];
-        describe(argv[optind], raw[0], a, sizeof(a));
+        char first[8192], second[8192];
+        describe(a.paths[0], raw[0], first, sizeof(first));
         if (diff) {
-            describe(argv[optind + 1], raw[1], b, sizeof(b));
-            printf("[ %s\n  -> %s; top %ld by %s%s ]\n", a, b, o.limit, key_name(o.key),
-                   o.nfilters ? ", filtered" : "");
+            describe(a.paths[1], raw[1], second, sizeof(second));
+            printf("[ %s\n  -> %s; top %ld by %s%s ]\n", first, second, o->limit,
+                   key_name(o->key), o->nfilters ? ", filtered" : "");
         } else {
-            printf("[ %s; top %ld by %s%s ]\n", a, o.limit, key_name(o.key),
-                   o.nfilters ? ", filtered" : "");
+            printf("[ %s; top %ld by %s%s ]\n", first, o->limit, key_name(o->key),
+                   o->nfilters ? ", filtered" : "");
         }
-        print_stats(&o, st);
+        print_stats(o, st);
     }
     rc = fflush(stdout) == 0 ? EXIT_OK : EXIT_USAGE;
 out:
@@ -188,7 +203,7 @@ out:
         hs_snapshot_free(f[i]);
         hs_snapshot_free(raw[i]);
     }
-    cli_analysis_free(&o);
+    cli_analysis_free(&a.o);
     return rc;
 }
 

@@ -359,9 +359,37 @@ void cli_analysis_free(cli_analysis_opts *o)
     o->filters = NULL;
 }
 
+/* --domain keeps only the domains named, whatever the patterns say.  In one filter list an
+ * inclusive DomainFilter would be or'ed with the --include patterns (SPEC section 5, as in
+ * tracemalloc), so the domains go first, in a pass of their own, and the patterns then filter
+ * what is left. */
 hs_snapshot *cli_apply_filters(const cli_analysis_opts *o, const hs_snapshot *s)
 {
-    hs_snapshot *f = hs_snapshot_filter_traces(s, o->filters, o->nfilters);
+    size_t n = o->nfilters, nd = 0;
+    hs_filter *v = malloc((n + 1) * sizeof(*v));
+    hs_snapshot *f = NULL;
+    if (v == NULL) {
+        errno = ENOMEM;
+    } else {
+        for (size_t i = 0; i < n; i++)
+            if (o->filters[i].filename_pattern == NULL)
+                v[nd++] = o->filters[i];
+        for (size_t i = 0, w = nd; i < n; i++)
+            if (o->filters[i].filename_pattern != NULL)
+                v[w++] = o->filters[i];
+        if (nd > 0 && nd < n) {
+            hs_snapshot *d = hs_snapshot_filter_traces(s, v, nd);
+            if (d != NULL) {
+                f = hs_snapshot_filter_traces(d, v + nd, n - nd);
+                int e = errno;
+                hs_snapshot_free(d);
+                errno = e;
+            }
+        } else {
+            f = hs_snapshot_filter_traces(s, v, n);
+        }
+        free(v);
+    }
     if (f == NULL)
         cli_error("filtering: %s", strerror(errno));
     return f;

@@ -7,6 +7,7 @@
  * with the reentrancy guard held and no tracer lock held.
  */
 #include "tracer.h"
+#include "allocfn.h"
 #include "symbolize.h"
 #include "pyframes.h"
 #include "unwind.h"
@@ -86,34 +87,15 @@ uint32_t hs_capture_stack(void)
 
 /* ---- trimming ----------------------------------------------------------------------------------- */
 
-static char **alloc_fns;                     /* HEAPSNAP_ALLOC_FN patterns; set before tracing */
-static size_t n_alloc_fns;
+static hs_alloc_fns alloc_fns;              /* HEAPSNAP_ALLOC_FN patterns; set before tracing */
 
 int hs_set_alloc_fns(const char *list)
 {
-    size_t n = 1;
-    for (const char *c = list; *c; c++)
-        n += *c == ':';
-    char **v = hs_calloc(n, sizeof(*v));
-    if (v == NULL)
-        return -ENOMEM;
-    size_t k = 0;
-    for (const char *c = list;;) {
-        const char *e = strchr(c, ':');
-        size_t len = e ? (size_t)(e - c) : strlen(c);
-        if (len > 0) {
-            if ((v[k] = hs_malloc(len + 1)) == NULL)
-                return -ENOMEM;
-            memcpy(v[k], c, len);
-            v[k++][len] = '\0';
-        }
-        if (e == NULL)
-            break;
-        c = e + 1;
-    }
-    alloc_fns = v;                           /* the old list is kept: a reader may hold it */
-    n_alloc_fns = k;
-    return 0;
+    hs_alloc_fns l;
+    int r = hs_alloc_fns_parse(&l, list);
+    if (r == 0)
+        alloc_fns = l;                       /* the old list is kept: a reader may hold it */
+    return r;
 }
 
 static int starts_with(const char *s, const char *prefix)
@@ -164,26 +146,6 @@ static int is_runtime(const hs_sym_frame *f)
            starts_with(fn, "__cxxabiv1::");
 }
 
-static int is_user_alloc_fn(const char *fn)
-{
-    if (n_alloc_fns == 0 || fn[0] == '\0')
-        return 0;
-    /* Match the name as shown, and without its parameter list ("Pool::get(unsigned long)"). */
-    char bare[512];
-    const char *paren = strchr(fn, '(');
-    if (paren != NULL && starts_with(fn, "operator"))
-        paren = strchr(paren + 1, '(');
-    size_t len = paren ? (size_t)(paren - fn) : strlen(fn);
-    if (len >= sizeof(bare))
-        len = sizeof(bare) - 1;
-    memcpy(bare, fn, len);
-    bare[len] = '\0';
-    for (size_t i = 0; i < n_alloc_fns; i++)
-        if (hs_fnmatch(alloc_fns[i], fn) || hs_fnmatch(alloc_fns[i], bare))
-            return 1;
-    return 0;
-}
-
 /* Scratch for one expanded stack: symbolized frames, most recent first. */
 typedef struct expanded {
     const hs_sym_frame **f;
@@ -229,8 +191,8 @@ static size_t first_kept(const expanded *x, int trim)
     if (!trim)
         return a;
     size_t b = a;
-    while (b < x->n && (is_runtime(x->f[b]) || is_user_alloc_fn(x->f[b]->function) ||
-                        is_alloc_entry(x->f[b]->function)))
+    while (b < x->n && (is_runtime(x->f[b]) || is_alloc_entry(x->f[b]->function) ||
+                        hs_alloc_fns_match(&alloc_fns, x->f[b]->function)))
         b++;
     return b < x->n ? b : a;
 }
