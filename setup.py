@@ -37,6 +37,14 @@ def sources():
     return sorted(glob.glob(os.path.join("python", "*.c"))) + engine
 
 
+def headers():
+    """What a change must rebuild the extension for (setuptools does not track includes)."""
+    found = []
+    for pattern in (("python", "*.h"), ("include", "*.h"), ("src", "*", "*.h")):
+        found += glob.glob(os.path.join(*pattern))
+    return sorted(found)
+
+
 # Warnings are errors in this project; HEAPSNAP_NO_WERROR=1 builds anyway on another compiler.
 WARN = ["-Wall", "-Wextra", "-Wshadow", "-Wno-missing-field-initializers"]
 if os.environ.get("HEAPSNAP_NO_WERROR") != "1":
@@ -55,6 +63,7 @@ setup(
         Extension(
             "heapsnap._heapsnap",
             sources=sources(),
+            depends=headers(),
             include_dirs=["include", "src", "python"],
             define_macros=[("_GNU_SOURCE", None)],
             extra_compile_args=["-std=gnu11", "-fvisibility=hidden", "-O2"] + WARN,

@@ -53,6 +53,7 @@ static inline int walk_frames(PyThreadState *ts, pyloc *buf, int max, unsigned i
             continue;
         if (n < max) {
             buf[n].code = IF_CODE(f);
+            buf[n].pad = 0;          /* compared whole by memcmp when interning */
             buf[n].lasti = (int32_t)(_PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
             n++;
         } else if (t >= HS_PY_MAX_NFRAME) {
@@ -64,6 +65,7 @@ static inline int walk_frames(PyThreadState *ts, pyloc *buf, int max, unsigned i
     for (PyFrameObject *f = ts->frame; f != NULL; f = f->f_back) {
         if (n < max) {
             buf[n].code = f->f_code;
+            buf[n].pad = 0;          /* compared whole by memcmp when interning */
 #if PY_VERSION_HEX >= 0x030A0000
             buf[n].lasti = f->f_lasti < 0 ? -1 : f->f_lasti * (int32_t)sizeof(_Py_CODEUNIT);
 #else
@@ -126,6 +128,7 @@ static inline int walk_frames_entries(PyThreadState *ts, pyloc *buf, unsigned ch
         if (n == max)
             break;
         buf[n].code = IF_CODE(f);
+        buf[n].pad = 0;          /* compared whole by memcmp when interning */
         buf[n].lasti = (int32_t)(_PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
         entry[n++] = 0;
     }
@@ -137,6 +140,7 @@ static inline int walk_frames_entries(PyThreadState *ts, pyloc *buf, unsigned ch
             continue;
         }
         buf[n].code = IF_CODE(f);
+        buf[n].pad = 0;          /* compared whole by memcmp when interning */
         buf[n].lasti = (int32_t)(_PyInterpreterFrame_LASTI(f) * (int)sizeof(_Py_CODEUNIT));
         entry[n++] = (unsigned char)f->is_entry;
     }
