@@ -32,9 +32,11 @@ The causes and how each is measured:
                there.  Measured as (native - valgrind sysconf) x the blocks of that size.
 The environment: by default (--env same) both runs give the program the same variables with
 values of the same lengths: heapsnap's run also gets the variables the valgrind wrapper adds
-(LD_LIBRARY_PATH, GLIBCXX_FORCE_NEW, GLIBCPP_FORCE_NEW), valgrind's run gets heapsnap's
-HEAPSNAP_* (inert without the tracer) with values of the same lengths, and LD_PRELOAD is padded
-with blanks (which the loader skips) to the same length.  --env plain gives each tool its own
+(LD_LIBRARY_PATH, GLIBCXX_FORCE_NEW, GLIBCPP_FORCE_NEW), valgrind's run gets whatever heapsnap's
+run leaves in the program's environment (measured with env(1) under `heapsnap run`; the tracer
+hides its HEAPSNAP_* variables when children are not followed, so usually none) with values of
+the same lengths, and LD_PRELOAD is padded with blanks (which the loader skips) to the same
+length.  --env plain gives each tool its own
 environment; --env both runs both and prints what the environment alone changes.
 
 Usage: agree.sh [--quick] [--only NAME,...] [--env same|plain|both] [--explain] [--json FILE]
