@@ -1,4 +1,5 @@
-"""Run at interpreter start-up by heapsnap-native.pth (installed beside the package).
+"""Run at interpreter start-up by heapsnap-native.pth (installed beside the package), which
+imports it only when libheapsnap is in LD_PRELOAD: other interpreters pay one string search.
 
 Under `heapsnap run -- python3 app.py` (libheapsnap.so preloaded and tracing), this joins the
 tracer in native mode, so that its tracebacks show Python frames among the native ones, with no

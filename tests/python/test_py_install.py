@@ -24,6 +24,11 @@ def test_pip_install_in_venv(tmp_path):
     assert r.returncode == 0, r.stderr
     where, ok = r.stdout.split()
     assert where.startswith(str(venv)) and ok == "True"
+    # without the preload, the .pth imports nothing
+    r = subprocess.run([str(venv / "bin" / "python"), "-c",
+                        "import sys; print('heapsnap' in sys.modules)"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.stdout.strip() == "False", r.stdout + r.stderr
     # the pytest plugin is registered through the entry point: no -p needed
     (tmp_path / "test_leak.py").write_text(
         "KEEP = []\n"

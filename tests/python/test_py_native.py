@@ -70,10 +70,16 @@ APP = """
     tb = heapsnap.get_object_traceback(objs[5])
     out["objtb"] = [tb[-1].filename == __file__, tb[-1].lineno] if tb else None
     snap.dump(sys.argv[2])
+    out["tracer_memory"] = heapsnap.get_tracemalloc_memory()
+    heapsnap.reset_peak()
+    cur, peak = heapsnap.get_traced_memory()
+    out["peak_reset"] = peak == cur
     hsext.release(a)
     hsext.release(b)
     after = heapsnap.take_snapshot()
     out["freed"] = sum(1 for t in after.traces if t.size in (123457, 65432))
+    heapsnap.clear_traces()
+    out["cleared"] = heapsnap.get_traced_memory()[0] < 100000 and heapsnap.is_tracing()
     heapsnap.stop()
     out["stopped"] = heapsnap.is_tracing()
     print(json.dumps(out))
@@ -138,6 +144,7 @@ def test_mixed_python_and_native_frames(interp, tmp_path):
     assert out["objtb"] == [True, ln["PY_OBJS"]]
     assert out["tracing"] and out["limit"] == 30 and out["memory"] > 123457 + 65432
     assert out["freed"] == 0 and out["stopped"] is False
+    assert out["tracer_memory"] > 0 and out["peak_reset"] and out["cleared"]
     # the dump is a native heapsnap snapshot: the CLI shows the C line as the allocation site
     top = subprocess.run([str(CLI), "top", "-l", "0", str(dump)], capture_output=True,
                          text=True, timeout=120)
