@@ -111,3 +111,26 @@ def test_load_native_snapshot(heapsnap_mod, tmp_path):
     assert stats and snap.traceback_limit == 6
     assert [str(s) for s in stats] == cli("top", "-l", "0", out)
     assert all(t.traceback.total_nframe >= len(t.traceback) for t in snap.traces)
+
+
+def test_leaks_reads_a_series_of_python_dumps(pkg_path, tmp_path):
+    src = """
+        import sys, time
+        import heapsnap as tracemalloc
+        tracemalloc.start(3)
+        cache = []
+        for i in range(6):
+            cache.extend(bytes(1000 + i) for _ in range(200))      # GROWS
+            scratch = [bytes(500) for _ in range(300)]             # COMES_AND_GOES
+            tracemalloc.take_snapshot().dump("%s/%02d.hsnap" % (sys.argv[1], i))
+            time.sleep(0.01)
+    """
+    out = tmp_path / "series"
+    out.mkdir()
+    run_script(PY, pkg_path, src, tmp_path, [out])
+    r = subprocess.run([str(CLI), "leaks", str(out)], capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stderr
+    first = [l for l in r.stdout.splitlines() if l.startswith("#")]
+    assert first[0].startswith("#1 %s:%d" % (tmp_path / "script.py", line_of(src, "GROWS")))
+    assert "COMES_AND_GOES" not in r.stdout
