@@ -372,6 +372,11 @@ class Snapshot:
     def _wrap(cls, data):
         return cls(data, data.traceback_limit)
 
+    def __reduce__(self):
+        # Pickling (tracemalloc's own dump format) keeps the raw traces and the limit, as
+        # tracemalloc's snapshots do; heapsnap's metadata is not kept.
+        return (Snapshot, (list(self._data), self.traceback_limit))
+
     @property
     def meta(self):
         """heapsnap's metadata: time, pid, program, argv, kind, totals (not in tracemalloc)."""

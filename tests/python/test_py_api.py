@@ -333,3 +333,12 @@ def test_leak_verdict(heapsnap_mod):
     assert [str(x.traceback[-1]) for x in hs.leaks(snaps, "filename")] == ["grow.py:0"]
     with pytest.raises(ValueError):
         hs.leaks(snaps[:3])
+
+
+def test_pickle_round_trip(heapsnap_mod):
+    import pickle
+    hs = heapsnap_mod
+    snap = hs.Snapshot(S1, 2)
+    back = pickle.loads(pickle.dumps(snap, pickle.HIGHEST_PROTOCOL))
+    assert back.traceback_limit == 2 and back.traces == snap.traces
+    assert lines(back.statistics("lineno")) == lines(snap.statistics("lineno"))
