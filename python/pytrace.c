@@ -108,7 +108,7 @@ static struct {
 
 /* initial-exec: one load from the thread pointer on the hot path, instead of a call to
  * __tls_get_addr; 4 bytes of the static TLS surplus that glibc keeps for dlopen'ed objects. */
-static _Thread_local int in_hook __attribute__((tls_model("initial-exec")));
+_Thread_local int hs_py_in_hook __attribute__((tls_model("initial-exec")));
 
 static inline void lock_tables(void) { pthread_mutex_lock(&S.lock); }
 static inline void unlock_tables(void) { pthread_mutex_unlock(&S.lock); }
@@ -363,7 +363,7 @@ static hook hooks[3];           /* PYMEM_DOMAIN_RAW, _MEM, _OBJ */
  * mode the tracer's own malloc hook sees it. */
 static inline int hook_mode(const hook *k)
 {
-    if (in_hook)
+    if (hs_py_in_hook)
         return 0;
     if (atomic_load_explicit(&S.tracing, memory_order_relaxed))
         return 1;
@@ -386,11 +386,11 @@ static void *hook_malloc(void *ctx, size_t size)
     int mode = hook_mode(k);
     if (mode == 0)
         return k->orig.malloc(k->orig.ctx, size);
-    in_hook = 1;
+    hs_py_in_hook = 1;
     void *p = k->orig.malloc(k->orig.ctx, size);
     if (p != NULL)
         allocated(k, mode, p, size);
-    in_hook = 0;
+    hs_py_in_hook = 0;
     return p;
 }
 
@@ -400,11 +400,11 @@ static void *hook_calloc(void *ctx, size_t nelem, size_t elsize)
     int mode = hook_mode(k);
     if (mode == 0)
         return k->orig.calloc(k->orig.ctx, nelem, elsize);
-    in_hook = 1;
+    hs_py_in_hook = 1;
     void *p = k->orig.calloc(k->orig.ctx, nelem, elsize);
     if (p != NULL)
         allocated(k, mode, p, nelem * elsize);   /* no overflow: calloc succeeded */
-    in_hook = 0;
+    hs_py_in_hook = 0;
     return p;
 }
 
@@ -414,7 +414,7 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
     int mode = hook_mode(k);
     if (mode == 0)
         return k->orig.realloc(k->orig.ctx, ptr, size);
-    in_hook = 1;
+    hs_py_in_hook = 1;
     /* The old trace goes first: once the block has moved, another thread may get its address. */
     trace_ent old;
     int had = 0;
@@ -427,7 +427,7 @@ static void *hook_realloc(void *ctx, void *ptr, size_t size)
         allocated(k, mode, p, size);
     else if (had)
         record_restore(&old);     /* failed: the block is unchanged, and so is its trace */
-    in_hook = 0;
+    hs_py_in_hook = 0;
     return p;
 }
 
@@ -439,14 +439,14 @@ static void hook_free(void *ctx, void *ptr)
         k->orig.free(k->orig.ctx, ptr);
         return;
     }
-    in_hook = 1;
+    hs_py_in_hook = 1;
     trace_ent old;
     if (mode == 1)
         record_free(ptr, &old);
     else
         hs_native.untrack(0, (uintptr_t)ptr);
     k->orig.free(k->orig.ctx, ptr);
-    in_hook = 0;
+    hs_py_in_hook = 0;
 }
 
 static const PyMemAllocatorDomain domains[3] = { PYMEM_DOMAIN_RAW, PYMEM_DOMAIN_MEM,
@@ -919,8 +919,8 @@ hs_snapshot *hs_py_take_snapshot(void)
     /* Copy the live blocks under the lock.  The traceback tables may be read afterwards without
      * it: only GIL holders add to them (frame-less raw calls use the empty traceback, id 0), and
      * only clear_traces() / stop() empty them, with the GIL, which we hold throughout. */
-    int saved = in_hook;
-    in_hook = 1;
+    int saved = hs_py_in_hook;
+    hs_py_in_hook = 1;
     trace_ent *copy = NULL;
     size_t n = 0, current, peak;
     unsigned long long lost_blocks, lost_bytes;
@@ -1003,7 +1003,7 @@ nomem:
         free(fr);
     free(copy);
     hs_snapshot_free(s);
-    in_hook = saved;
+    hs_py_in_hook = saved;
     if (res == NULL && !PyErr_Occurred())
         PyErr_NoMemory();
     return res;

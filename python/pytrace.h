@@ -36,6 +36,10 @@ PyObject *hs_py_object_traceback(PyObject *obj);
  * tracing. */
 hs_snapshot *hs_py_take_snapshot(void);
 
+/* Set while this thread is inside the module's own work (a hook, a snapshot, the native frame
+ * provider): the PyMem hooks then pass calls through untraced. */
+extern _Thread_local int hs_py_in_hook __attribute__((tls_model("initial-exec")));
+
 /* A frame's filename as UTF-8 (surrogates escaped), for snapshot frames.  NULL on error. */
 PyObject *hs_py_filename_bytes(PyObject *filename);
 

@@ -110,6 +110,17 @@ static inline PyObject *frame_function(const pyloc *f)
 #endif
 }
 
+/* The code object's line table (what turns offsets into lines): part of a frame's identity when
+ * no reference to the code object is held. */
+static inline const void *code_linetable(const PyCodeObject *co)
+{
+#if PY_VERSION_HEX >= 0x030A0000
+    return co->co_linetable;
+#else
+    return co->co_lnotab;
+#endif
+}
+
 /* Like walk_frames, and entry[i] = 1 when frame i is the outermost frame run by its call of the
  * eval loop (_PyEval_EvalFrameDefault): every frame on 3.9 and 3.10, the is_entry frames on
  * 3.11, the frames just below a C-stack entry frame on 3.12+.  No total. */

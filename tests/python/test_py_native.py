@@ -25,6 +25,16 @@ static PyObject *alloc(PyObject *self, PyObject *arg)
     return PyLong_FromVoidPtr(p);
 }
 
+static PyObject *alloc_nogil(PyObject *self, PyObject *arg)
+{
+    size_t n = PyLong_AsSize_t(arg);
+    void *p;
+    Py_BEGIN_ALLOW_THREADS
+    p = malloc(n);                                         /* EXT_NOGIL */
+    Py_END_ALLOW_THREADS
+    return PyLong_FromVoidPtr(p);
+}
+
 static PyObject *release(PyObject *self, PyObject *arg)
 {
     free(PyLong_AsVoidPtr(arg));
@@ -38,6 +48,7 @@ static PyObject *call(PyObject *self, PyObject *fn)
 
 static PyMethodDef methods[] = {
     {"alloc", alloc, METH_O, ""}, {"release", release, METH_O, ""}, {"call", call, METH_O, ""},
+    {"alloc_nogil", alloc_nogil, METH_O, ""},
     {NULL, NULL, 0, NULL}};
 static struct PyModuleDef def = {PyModuleDef_HEAD_INIT, "hsext", "", -1, methods};
 PyMODINIT_FUNC PyInit_hsext(void) { return PyModule_Create(&def); }
@@ -54,14 +65,21 @@ APP = """
         return inner()                                     # PY_OUTER
     def via_c():
         return hsext.call(lambda: hsext.alloc(65432))      # PY_LAMBDA
+    def nogil(size):
+        return hsext.alloc_nogil(size)                     # PY_NOGIL
     a = outer()                                            # PY_TOP
     b = via_c()                                            # PY_TOP2
+    import threading
+    got = []
+    ths = [threading.Thread(target=lambda k=k: got.append(nogil(54321 + k))) for k in range(4)]
+    for th in ths: th.start()
+    for th in ths: th.join()
     objs = [tuple(range(i, i + 20)) for i in range(300)]   # PY_OBJS
     snap = heapsnap.take_snapshot()
     out = {"tracing": heapsnap.is_tracing(), "limit": heapsnap.get_traceback_limit(),
            "memory": heapsnap.get_traced_memory()[0]}
     for t in snap.traces:
-        if t.size in (123457, 65432):
+        if t.size in (123457, 65432) or 54321 <= t.size < 54325:
             out[str(t.size)] = [[f.filename.rsplit("/", 1)[-1], f.lineno] for f in t.traceback]
     for s in snap.statistics("lineno"):
         f = s.traceback[0]
@@ -127,7 +145,7 @@ def test_mixed_python_and_native_frames(interp, tmp_path):
                    [line_of(APP, "PY_OBJS"), dump], env={"LD_PRELOAD": str(lib)}, name="app.py")
     out = json.loads(r.stdout)
     ln = {m: line_of(APP, m) for m in ("PY_INNER", "PY_OUTER", "PY_TOP", "PY_TOP2", "PY_LAMBDA",
-                                       "PY_OBJS")}
+                                       "PY_OBJS", "PY_NOGIL")}
     c_malloc, c_call = c_line("EXT_MALLOC"), c_line("EXT_CALL")
     # oldest first; the interpreter's own frames are left out, the C extension's stay
     tb = [tuple(f) for f in out["123457"] if f[0] in ("app.py", "hsext.c")]
@@ -138,6 +156,10 @@ def test_mixed_python_and_native_frames(interp, tmp_path):
     tb = [tuple(f) for f in out["65432"] if f[0] in ("app.py", "hsext.c")]
     assert tb == [("app.py", ln["PY_TOP2"]), ("app.py", ln["PY_LAMBDA"]), ("hsext.c", c_call),
                   ("app.py", ln["PY_LAMBDA"]), ("hsext.c", c_malloc)], out["65432"]
+    # malloc with the GIL released, in 4 threads: the threads' own Python frames are still there
+    for k in range(4):
+        tb = [tuple(f) for f in out[str(54321 + k)] if f[0] in ("app.py", "hsext.c")]
+        assert tb[-2:] == [("app.py", ln["PY_NOGIL"]), ("hsext.c", c_line("EXT_NOGIL"))], tb
     # Python objects: pymalloc blocks reported by the extension's hooks, at their Python line
     count, size = out["objs"]
     assert count >= 300 and size >= 300 * (20 * 8)
