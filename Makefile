@@ -188,7 +188,7 @@ check: all unit live fuzzers symtest $(B)/ubsan/libheapsnap.so
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)
 	@echo "== the tracer built with UBSan, on the live tests"
-	HEAPSNAP_LIB=$(abspath $(B))/ubsan/libheapsnap.so LD_LIBRARY_PATH=$(abspath $(B))/ubsan \
+	HEAPSNAP_BUILD=$(abspath $(B)) HEAPSNAP_LIB=$(abspath $(B))/ubsan/libheapsnap.so LD_LIBRARY_PATH=$(abspath $(B))/ubsan \
 	  UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 $(PYTEST) -q -p no:cacheprovider tests/test_tracer.py
 	@echo "== all tests"
 	HEAPSNAP_BUILD=$(abspath $(B)) $(PYTEST) -q -p no:cacheprovider tests
