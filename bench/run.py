@@ -1125,9 +1125,22 @@ def report(args, results, path):
                 a(c)
         a("```")
         a("")
+    # Sections other tools write (bench/python_overhead.py's table) are kept from the old file.
+    kept = ""
+    try:
+        with open(path) as f:
+            text = f.read()
+        i = text.find(KEPT_SECTIONS)
+        if i >= 0:
+            kept = "\n" + text[i:]
+    except OSError:
+        pass
     with open(path, "w") as f:
-        f.write("\n".join(L))
+        f.write("\n".join(L) + kept)
     return path
+
+
+KEPT_SECTIONS = "## Python: heapsnap against tracemalloc"
 
 
 RESULTS_JSON = [os.path.join(OUT, "results.json")]
