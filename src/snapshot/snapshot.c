@@ -9,9 +9,17 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+
+/* A store that interns strings from a source whose strings stay put and never change (the tracer's
+ * symbolizer) may remember, by address, what each source string became: one load instead of a
+ * hash and a comparison for the 16 x 4 strings of every traceback of a snapshot. */
+#define MEMO_SIZE 4096
+typedef struct memo_ent { const char *src, *dst; } memo_ent;
 
 struct hs_store {
     hs_arena arena;
+    memo_ent *memo;               /* NULL unless hs_store_memo(st, 1) */
     const char **strs;            /* string set */
     size_t nstrs, strcap;
     const hs_tb **tbset;          /* traceback set */
@@ -30,10 +38,19 @@ void hs_store_free(hs_store *st)
     if (st == NULL)
         return;
     hs_arena_free(&st->arena);
+    hs_free(st->memo);
     hs_free(st->strs);
     hs_free(st->tbset);
     hs_free(st->tbs);
     hs_free(st);
+}
+
+/* Interned strings carry their content hash in the 8 bytes before them. */
+static inline uint64_t str_hash_of(const char *interned)
+{
+    uint64_t h;
+    memcpy(&h, interned - 8, sizeof(h));
+    return h;
 }
 
 static int str_grow(hs_store *st)
@@ -43,13 +60,13 @@ static int str_grow(hs_store *st)
     if (t == NULL)
         return -ENOMEM;
     for (size_t i = 0; i < st->strcap; i++) {
-        const char *s = st->strs[i];
-        if (s == NULL)
+        const char *e = st->strs[i];
+        if (e == NULL)
             continue;
-        size_t j = hs_hash_bytes(s, strlen(s), 0) & (cap - 1);
+        size_t j = str_hash_of(e) & (cap - 1);
         while (t[j] != NULL)
             j = (j + 1) & (cap - 1);
-        t[j] = s;
+        t[j] = e;
     }
     hs_free(st->strs);
     st->strs = t;
@@ -61,18 +78,23 @@ const char *hs_store_strn(hs_store *st, const char *s, size_t n)
 {
     if ((st->nstrs + 1) * 2 > st->strcap && str_grow(st) < 0)
         return NULL;
-    size_t j = hs_hash_bytes(s, n, 0) & (st->strcap - 1);
+    uint64_t h = hs_hash_bytes(s, n, 0);
+    size_t j = h & (st->strcap - 1);
     for (;;) {
         const char *e = st->strs[j];
         if (e == NULL)
             break;
-        if (strncmp(e, s, n) == 0 && e[n] == '\0')
+        if (str_hash_of(e) == h && strncmp(e, s, n) == 0 && e[n] == '\0')
             return e;
         j = (j + 1) & (st->strcap - 1);
     }
-    char *d = hs_arena_strdup(&st->arena, s, n);
+    char *d = hs_arena_alloc(&st->arena, 16 + n + 1);   /* 16-byte aligned: hash at +8 */
     if (d == NULL)
         return NULL;
+    d += 16;
+    memcpy(d - 8, &h, sizeof(h));
+    memcpy(d, s, n);
+    d[n] = '\0';
     st->strs[j] = d;
     st->nstrs++;
     return d;
@@ -82,28 +104,48 @@ const char *hs_store_str(hs_store *st, const char *s)
 {
     if (s == NULL)
         s = "";
-    return hs_store_strn(st, s, strlen(s));
+    memo_ent *m = NULL;
+    if (st->memo != NULL) {
+        m = &st->memo[hs_mix64((uintptr_t)s) % MEMO_SIZE];
+        if (m->src == s)
+            return m->dst;
+    }
+    const char *d = hs_store_strn(st, s, strlen(s));
+    if (m != NULL && d != NULL) {
+        m->src = s;
+        m->dst = d;
+    }
+    return d;
 }
 
-/* Hashes of a traceback given by frames: full content, and the (filename, lineno) key. */
+int hs_store_memo(hs_store *st, int on)
+{
+    hs_free(st->memo);
+    st->memo = on ? hs_calloc(MEMO_SIZE, sizeof(*st->memo)) : NULL;
+    return on && st->memo == NULL ? -ENOMEM : 0;
+}
+
+/* Hashes of a traceback whose strings are interned in the store: full content, and the
+ * (filename, lineno) key.  From the strings' content hashes, so equal tracebacks of different
+ * stores hash the same (statistics and leaks compare keys across snapshots). */
 static void tb_hashes(const hs_frame *f, const hs_frame_loc *loc, size_t n, size_t total,
                       uint64_t *full, uint64_t *key)
 {
     uint64_t h = hs_mix64(total ^ (n << 32)), k = hs_mix64(n);
     for (size_t i = 0; i < n; i++) {
-        uint64_t fh = hs_hash_bytes(f[i].filename, strlen(f[i].filename), f[i].lineno);
+        uint64_t fh = hs_mix64(str_hash_of(f[i].filename) ^ ((uint64_t)f[i].lineno << 20));
         k = hs_mix64(k ^ fh) + i;
         h = hs_mix64(h ^ fh);
-        h = hs_mix64(h ^ hs_hash_bytes(f[i].function, strlen(f[i].function), f[i].address));
-        h = hs_mix64(h ^ hs_hash_bytes(f[i].object, strlen(f[i].object), 0));
+        h = hs_mix64(h ^ str_hash_of(f[i].function) ^ (uint64_t)f[i].address);
+        h = hs_mix64(h ^ str_hash_of(f[i].object));
         if (loc != NULL)
-            h = hs_mix64(h ^ hs_hash_bytes(loc[i].build_id, strlen(loc[i].build_id),
-                                           loc[i].offset));
+            h = hs_mix64(h ^ str_hash_of(loc[i].build_id) ^ (uint64_t)loc[i].offset);
     }
     *full = h;
     *key = k;
 }
 
+/* Both with interned strings: equal strings are the same pointer. */
 static int tb_equal(const hs_tb *t, const hs_frame *f, const hs_frame_loc *loc, size_t n,
                     size_t total)
 {
@@ -112,11 +154,11 @@ static int tb_equal(const hs_tb *t, const hs_frame *f, const hs_frame_loc *loc, 
     for (size_t i = 0; i < n; i++) {
         const hs_frame *a = &t->pub.frames[i];
         if (a->lineno != f[i].lineno || a->address != f[i].address ||
-            strcmp(a->filename, f[i].filename) != 0 || strcmp(a->function, f[i].function) != 0 ||
-            strcmp(a->object, f[i].object) != 0)
+            a->filename != f[i].filename || a->function != f[i].function ||
+            a->object != f[i].object)
             return 0;
         if (loc != NULL && (t->loc[i].offset != loc[i].offset ||
-                            strcmp(t->loc[i].build_id, loc[i].build_id) != 0))
+                            t->loc[i].build_id != loc[i].build_id))
             return 0;
     }
     return 1;
@@ -143,31 +185,42 @@ static int tbset_grow(hs_store *st)
 const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_loc *loc,
                          size_t nframes, size_t total_nframe)
 {
-    /* Frames with NULL strings are read as "" (function, object) and "<unknown>" (filename). */
+    /* The frames with their strings interned first.  NULL strings are read as "" (function,
+     * object, build-id) and "<unknown>" (filename). */
     hs_frame small[16];
+    hs_frame_loc small_loc[16];
     hs_frame *f = small;
+    hs_frame_loc *l = loc != NULL ? small_loc : NULL;
+    const hs_tb *res = NULL;
     if (nframes > HS_ARRAY_LEN(small)) {
         f = hs_malloc(nframes * sizeof(*f));
-        if (f == NULL)
-            return NULL;
+        if (loc != NULL)
+            l = hs_malloc(nframes * sizeof(*l));
+        if (f == NULL || (loc != NULL && l == NULL))
+            goto out;
     }
     for (size_t i = 0; i < nframes; i++) {
-        f[i] = frames[i];
-        if (f[i].filename == NULL)
-            f[i].filename = "<unknown>";
-        if (f[i].function == NULL)
-            f[i].function = "";
-        if (f[i].object == NULL)
-            f[i].object = "";
+        f[i].filename = hs_store_str(st, frames[i].filename ? frames[i].filename : "<unknown>");
+        f[i].function = hs_store_str(st, frames[i].function);
+        f[i].object = hs_store_str(st, frames[i].object);
+        f[i].lineno = frames[i].lineno;
+        f[i].address = frames[i].address;
+        if (f[i].filename == NULL || f[i].function == NULL || f[i].object == NULL)
+            goto out;
+        if (l != NULL) {
+            l[i].build_id = hs_store_str(st, loc[i].build_id);
+            l[i].offset = loc[i].offset;
+            if (l[i].build_id == NULL)
+                goto out;
+        }
     }
-    const hs_tb *res = NULL;
     uint64_t h, k;
-    tb_hashes(f, loc, nframes, total_nframe, &h, &k);
+    tb_hashes(f, l, nframes, total_nframe, &h, &k);
     if ((st->ntbs + 1) * 2 > st->tbsetcap && tbset_grow(st) < 0)
         goto out;
     size_t j = h & (st->tbsetcap - 1);
     for (const hs_tb *e; (e = st->tbset[j]) != NULL; j = (j + 1) & (st->tbsetcap - 1)) {
-        if (e->hash == h && tb_equal(e, f, loc, nframes, total_nframe)) {
+        if (e->hash == h && tb_equal(e, f, l, nframes, total_nframe)) {
             res = e;
             goto out;
         }
@@ -182,23 +235,13 @@ const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_lo
     }
     hs_tb *t = hs_arena_alloc(&st->arena, sizeof(*t));
     hs_frame *nf = nframes ? hs_arena_alloc(&st->arena, nframes * sizeof(*nf)) : NULL;
-    hs_frame_loc *nl = loc && nframes ? hs_arena_alloc(&st->arena, nframes * sizeof(*nl)) : NULL;
-    if (t == NULL || (nframes && nf == NULL) || (loc && nframes && nl == NULL))
+    hs_frame_loc *nl = l && nframes ? hs_arena_alloc(&st->arena, nframes * sizeof(*nl)) : NULL;
+    if (t == NULL || (nframes && nf == NULL) || (l && nframes && nl == NULL))
         goto out;
-    for (size_t i = 0; i < nframes; i++) {
-        nf[i].filename = hs_store_str(st, f[i].filename);
-        nf[i].function = hs_store_str(st, f[i].function);
-        nf[i].object = hs_store_str(st, f[i].object);
-        nf[i].lineno = f[i].lineno;
-        nf[i].address = f[i].address;
-        if (!nf[i].filename || !nf[i].function || !nf[i].object)
-            goto out;
-        if (nl != NULL) {
-            nl[i].build_id = hs_store_str(st, loc[i].build_id);
-            nl[i].offset = loc[i].offset;
-            if (nl[i].build_id == NULL)
-                goto out;
-        }
+    if (nframes) {
+        memcpy(nf, f, nframes * sizeof(*nf));
+        if (nl != NULL)
+            memcpy(nl, l, nframes * sizeof(*nl));
     }
     t->pub.nframes = nframes;
     t->pub.total_nframe = total_nframe;
@@ -213,6 +256,8 @@ const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_lo
 out:
     if (f != small)
         hs_free(f);
+    if (l != NULL && l != small_loc)
+        hs_free(l);
     return res;
 }
 

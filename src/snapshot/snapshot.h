@@ -38,6 +38,9 @@ HS_HIDDEN void hs_store_free(hs_store *st);
 /* Interned copy of s (NULL gives ""); NULL on ENOMEM. */
 HS_HIDDEN const char *hs_store_str(hs_store *st, const char *s);
 HS_HIDDEN const char *hs_store_strn(hs_store *st, const char *s, size_t n);
+/* on: hs_store_str remembers each source string by address (the caller promises that its strings
+ * neither move nor change while on); off: forget.  -ENOMEM when it cannot be turned on. */
+HS_HIDDEN int hs_store_memo(hs_store *st, int on);
 /* Interned traceback with copies of the frames' strings; loc may be NULL.  NULL on ENOMEM. */
 HS_HIDDEN const hs_tb *hs_store_tb(hs_store *st, const hs_frame *frames, const hs_frame_loc *loc,
                                    size_t nframes, size_t total_nframe);

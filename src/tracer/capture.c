@@ -312,6 +312,8 @@ hs_snapshot *hs_take_snapshot_kind(const char *kind)
     hs_sym_refresh_modules();
     if ((s = hs_snapshot_new(limit)) == NULL || hs_snapshot_reserve(s, n) < 0)
         goto fail;
+    /* The symbolizer's strings (and the Python provider's) live as long as the process. */
+    (void)hs_store_memo(s->store, 1);
     map.cap = 1024;
     while (map.cap < n * 2 && map.cap < ((size_t)1 << 24))
         map.cap *= 2;
@@ -368,6 +370,8 @@ hs_snapshot *hs_take_snapshot_kind(const char *kind)
         goto fail;
     err = 0;
 fail:
+    if (s != NULL)
+        (void)hs_store_memo(s->store, 0);
     hs_free(lv);
     hs_free(map.ids);
     hs_free(map.tbs);
