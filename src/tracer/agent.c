@@ -52,10 +52,22 @@ static int make_proc_dir(void)
     return 0;
 }
 
+/* opendir, its descriptor out of the program's way (hs_fd_high). */
+static DIR *open_dir_high(const char *path)
+{
+    int fd = hs_fd_high(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
+    if (fd < 0)
+        return NULL;
+    DIR *d = fdopendir(fd);
+    if (d == NULL)
+        close(fd);
+    return d;
+}
+
 /* Continues numbering after the snapshots already there (an exec keeps the pid). */
 static void scan_seq(void)
 {
-    DIR *d = opendir(proc_dir);
+    DIR *d = open_dir_high(proc_dir);
     if (d == NULL)
         return;
     unsigned max = 0;
@@ -91,9 +103,13 @@ int hs_agent_snapshot_path(const char *kind, char *buf, size_t len)
 
 /* Takes and writes one snapshot; the path written, or "" on failure (logged once per kind of
  * failure: a full disk is one warning, then silence while it stays full). */
+static void timeline_tick(void);
+
 int hs_agent_write_snapshot(const char *kind, char *path, size_t len)
 {
     path[0] = '\0';
+    if (strcmp(kind, "final") == 0)
+        timeline_tick();                     /* the last row (and the only one of a short run) */
     char p[4400];
     if (hs_agent_snapshot_path(kind, p, sizeof(p)) < 0)
         return -ENOENT;
@@ -124,7 +140,7 @@ static void append_line(const char *name, const char *header, const char *line)
 {
     char path[4400];
     snprintf(path, sizeof(path), "%s/%s", proc_dir, name);
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    int fd = hs_fd_high(open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
     if (fd < 0)
         return;
     struct stat st;
@@ -142,7 +158,7 @@ static void append_line(const char *name, const char *header, const char *line)
 static size_t rss_bytes(void)
 {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    int fd = hs_fd_high(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
     if (fd < 0)
         return 0;
     ssize_t n = read(fd, buf, sizeof(buf) - 1);
@@ -176,7 +192,7 @@ static void timeline_tick(void)
 /* Answers every pending request: a regular file of ours named request.<nonce>. */
 static void serve_requests(void)
 {
-    DIR *d = opendir(proc_dir);
+    DIR *d = open_dir_high(proc_dir);
     if (d == NULL)
         return;
     char names[8][256];
@@ -204,7 +220,7 @@ static void serve_requests(void)
         if (snprintf(done, sizeof(done), "%s.done", req) >= (int)sizeof(done) ||
             snprintf(tmp, sizeof(tmp), "%s.tmp", req) >= (int)sizeof(tmp))
             continue;
-        int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+        int fd = hs_fd_high(open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600));
         if (fd < 0)
             continue;
         size_t len = strlen(path);
@@ -220,10 +236,22 @@ static void *agent_main(void *arg)
 {
     (void)arg;
     pthread_setspecific(hs_guard_key, (void *)1);   /* for life: nothing here is traced */
-    scan_seq();
+    /* Every file this thread opens briefly takes the lowest free descriptor number until
+     * hs_fd_high moves it.  A program that has just started or forked is the one likely to close
+     * everything and reopen 0, 1 and 2 (a daemon), and it must get those numbers: so the thread
+     * opens nothing during its first 20 ms.  (This narrows the window; it does not close it.) */
     double next_interval = interval > 0 ? monotonic() + interval : 0;
-    struct timespec next;
-    clock_gettime(CLOCK_MONOTONIC, &next);
+    struct timespec next, quiet;
+    clock_gettime(CLOCK_MONOTONIC, &next);           /* the ticks stay on the start's grid */
+    quiet = next;
+    quiet.tv_nsec += 20 * 1000 * 1000;
+    if (quiet.tv_nsec >= 1000000000L) {
+        quiet.tv_sec++;
+        quiet.tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &quiet, NULL) == EINTR)
+        ;
+    scan_seq();
     while (hs_tracing()) {
         timeline_tick();
         serve_requests();

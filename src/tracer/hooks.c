@@ -457,8 +457,10 @@ int hs_dl_lock_child(void)
  * descriptor the program opens, and a program that closes and reuses descriptors (daemons,
  * close_range) would have its own files read and written by libunwind.  A pipe created inside
  * the tracer is moved to the top of the descriptor range, out of the program's way. */
-static int move_high(int fd)
+int hs_fd_high(int fd)
 {
+    if (fd < 0)
+        return fd;
     struct rlimit rl;
     int floor = 900;
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
@@ -482,8 +484,8 @@ HOOK int pipe2(int fds[2], int flags)
     }
     int r = real(fds, flags);
     if (r == 0 && inside_tracer()) {
-        fds[0] = move_high(fds[0]);
-        fds[1] = move_high(fds[1]);
+        fds[0] = hs_fd_high(fds[0]);
+        fds[1] = hs_fd_high(fds[1]);
     }
     return r;
 }

@@ -85,7 +85,7 @@ void hs_log(const char *fmt, ...)
     buf[n++] = '\n';
     int fd = 2, opened = 0;
     if (log_path[0] != '\0') {
-        fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+        fd = hs_fd_high(open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
         opened = fd >= 0;
         if (!opened)
             fd = 2;

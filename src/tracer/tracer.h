@@ -46,6 +46,10 @@ typedef struct hs_real_fns {
 
 HS_HIDDEN extern hs_real_fns hs_real;
 HS_HIDDEN void hs_hooks_init(void);          /* resolves hs_real; safe to call many times */
+/* A descriptor the tracer opened, moved to the top of the range (just under RLIMIT_NOFILE) and
+ * the low number closed: the program's next open must still get the lowest free number (daemons
+ * that close everything and reopen 0, 1, 2 check it).  Returns fd itself when it cannot move. */
+HS_HIDDEN int hs_fd_high(int fd);
 /* Fork handlers for the lock that keeps the tracer's dl_iterate_phdr calls out of a fork. */
 HS_HIDDEN void hs_dl_lock_prepare(void);
 /* Around every unwind and every loader call of the symbolizer: none is in flight across a fork. */
