@@ -232,6 +232,18 @@ static void serve_requests(void)
     }
 }
 
+/* Advances *t by ns (< 1 s) and sleeps until then (CLOCK_MONOTONIC). */
+static void sleep_until(struct timespec *t, long ns)
+{
+    t->tv_nsec += ns;
+    if (t->tv_nsec >= 1000000000L) {
+        t->tv_sec++;
+        t->tv_nsec -= 1000000000L;
+    }
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, t, NULL) == EINTR)
+        ;
+}
+
 static void *agent_main(void *arg)
 {
     (void)arg;
@@ -244,13 +256,7 @@ static void *agent_main(void *arg)
     struct timespec next, quiet;
     clock_gettime(CLOCK_MONOTONIC, &next);           /* the ticks stay on the start's grid */
     quiet = next;
-    quiet.tv_nsec += 20 * 1000 * 1000;
-    if (quiet.tv_nsec >= 1000000000L) {
-        quiet.tv_sec++;
-        quiet.tv_nsec -= 1000000000L;
-    }
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &quiet, NULL) == EINTR)
-        ;
+    sleep_until(&quiet, 20 * 1000 * 1000L);
     scan_seq();
     while (hs_tracing()) {
         timeline_tick();
@@ -262,13 +268,7 @@ static void *agent_main(void *arg)
             if (next_interval < monotonic())
                 next_interval = monotonic() + interval;   /* snapshots slower than the period */
         }
-        next.tv_nsec += TICK_NS;
-        if (next.tv_nsec >= 1000000000L) {
-            next.tv_sec++;
-            next.tv_nsec -= 1000000000L;
-        }
-        while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL) == EINTR)
-            ;
+        sleep_until(&next, TICK_NS);
     }
     atomic_store(&running, 0);
     return NULL;
