@@ -424,7 +424,7 @@ static int loader_idle(void)
     return 1;
 }
 
-void hs_dl_lock_prepare(void)
+void hs_loader_fork_prepare(void)
 {
     atomic_fetch_add(&forks_waiting, 1);
     struct timespec t0, t;
@@ -438,11 +438,11 @@ void hs_dl_lock_prepare(void)
     }
     fork_loader_busy = !idle || atomic_load(&dl_program_calls) > 0;
 }
-void hs_dl_lock_parent(void)
+void hs_loader_fork_parent(void)
 {
     atomic_fetch_sub(&forks_waiting, 1);
 }
-int hs_dl_lock_child(void)
+int hs_loader_fork_child(void)
 {
     for (int i = 0; i < LOADER_SLOTS; i++)
         atomic_store(&loader_uses[i].n, 0);

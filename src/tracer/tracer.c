@@ -405,11 +405,11 @@ void hs_env_activate(void)
 
 /* ---- fork --------------------------------------------------------------------------------------- */
 
-/* Lock order: the loader-call lock, state_lock, the stack-cache free list, the stack shards, the
- * live shards, the wide table, the symbolizer. */
+/* Order: the loader uses (waited for, hooks.c), state_lock, the stack-cache free list, the stack
+ * shards, the live shards, the wide table, the symbolizer. */
 static void atfork_prepare(void)
 {
-    hs_dl_lock_prepare();
+    hs_loader_fork_prepare();
     pthread_mutex_lock(&state_lock);
     hs_tables_lock_all();
     hs_sym_atfork_prepare();
@@ -420,7 +420,7 @@ static void atfork_parent(void)
     hs_sym_atfork_parent();
     hs_tables_unlock_all();
     pthread_mutex_unlock(&state_lock);
-    hs_dl_lock_parent();
+    hs_loader_fork_parent();
 }
 
 static void atfork_child(void)
@@ -429,11 +429,12 @@ static void atfork_child(void)
     atomic_store(&final_done, 0);
     hs_sym_atfork_child();
     hs_tables_reinit_locks();
-    int loader_busy = hs_dl_lock_child();
+    int loader_busy = hs_loader_fork_child();
     memcpy(&state_lock, &state_lock_init, sizeof(state_lock));
     if (follow_fork && loader_busy && hs_tracing()) {
-        /* Another thread was inside dl_iterate_phdr: the loader's lock may be held for good in
-         * this child, and unwinding needs it.  Get out of the way. */
+        /* Another thread was inside the dynamic loader (dl_iterate_phdr, or a tracer call the
+         * fork could not wait for): its lock may be held for good in this child, and unwinding
+         * needs it.  Get out of the way. */
         hs_log("forked while another thread was inside dl_iterate_phdr; not tracing this child");
         follow_fork = 0;
     }

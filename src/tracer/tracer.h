@@ -50,13 +50,13 @@ HS_HIDDEN void hs_hooks_init(void);          /* resolves hs_real; safe to call m
  * the low number closed: the program's next open must still get the lowest free number (daemons
  * that close everything and reopen 0, 1, 2 check it).  Returns fd itself when it cannot move. */
 HS_HIDDEN int hs_fd_high(int fd);
-/* Fork handlers for the lock that keeps the tracer's dl_iterate_phdr calls out of a fork. */
-HS_HIDDEN void hs_dl_lock_prepare(void);
 /* Around every unwind and every loader call of the symbolizer: none is in flight across a fork. */
 HS_HIDDEN void hs_loader_use_begin(void);
 HS_HIDDEN void hs_loader_use_end(void);
-HS_HIDDEN void hs_dl_lock_parent(void);
-HS_HIDDEN int hs_dl_lock_child(void);      /* 1: the loader may be locked in this child */
+/* Fork handlers: prepare waits (bounded) until no loader use is in flight. */
+HS_HIDDEN void hs_loader_fork_prepare(void);
+HS_HIDDEN void hs_loader_fork_parent(void);
+HS_HIDDEN int hs_loader_fork_child(void);  /* 1: the loader may be locked in this child */
 
 /* ---- the reentrancy guard (hooks.c) -----------------------------------------------------------
  * A pthread key rather than a __thread variable: the tracer adds no TLS segment of its own (every
