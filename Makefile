@@ -109,6 +109,15 @@ $(B)/ubsan/%.o: %.c $(wildcard include/*.h src/*/*.h)
 $(B)/ubsan/libheapsnap.so: $(UBSAN_OBJ)
 	$(CC) -shared -fsanitize=undefined -Wl,-soname,libheapsnap.so -Wl,-z,now -o $@ $^ $(TRACER_LIBS)
 
+# The same library with the fast unwinder checked against libunwind on every stack it walks
+# (src/tracer/unwind_check.h; tests/test_unwind.py).
+UWCHECK_OBJ := $(TRACER_SRC:%.c=$(B)/uwcheck/%.o)
+$(B)/uwcheck/%.o: %.c $(wildcard include/*.h src/*/*.h)
+	@mkdir -p $(dir $@)
+	$(CC) $(HS_CPPFLAGS) -DHS_UNWIND_CHECK $(CFLAGS) $(HS_CFLAGS) -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free -c $< -o $@
+$(B)/uwcheck/libheapsnap.so: $(CORE_OBJ) $(UWCHECK_OBJ)
+	$(CC) -shared -Wl,-soname,libheapsnap.so -Wl,-z,now -Wl,-z,relro -o $@ $^ $(TRACER_LIBS)
+
 $(CORE_LIB): $(CORE_OBJ)
 	rm -f $@ && ar rcs $@ $^
 
@@ -148,9 +157,12 @@ $(B)/progs/%: tests/progs/%.c
 $(B)/progs/%: tests/progs/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -g -Wall -Wextra -Werror -o $@ $< -lpthread
+LIBPROG_OPT = -O0
+# CFAs relative to %rsp, the same code in both
+$(B)/progs/libswap1.so $(B)/progs/libswap2.so: LIBPROG_OPT = -O2 -fomit-frame-pointer
 $(B)/progs/lib%.so: tests/progs/lib%.c
 	@mkdir -p $(dir $@)
-	$(CC) -O0 -g -fPIC -shared -Wall -Wextra -Werror -o $@ $<
+	$(CC) $(LIBPROG_OPT) -g -fPIC -shared -Wall -Wextra -Werror -o $@ $<
 
 # The tables and their locking under ThreadSanitizer, outside any preload.
 $(B)/tsan/test_tables: tests/tsan/test_tables.c src/tracer/tables.c src/tracer/tracer.h src/common/mem.c
@@ -183,7 +195,7 @@ unit: $(UNIT_BIN)
 live: $(LIVE_BIN) $(PROG_BIN)
 fuzzers: $(FUZZ_BIN)
 
-check: all unit live fuzzers symtest $(B)/ubsan/libheapsnap.so
+check: all unit live fuzzers symtest $(B)/ubsan/libheapsnap.so $(B)/uwcheck/libheapsnap.so
 	@set -e; for t in $(UNIT_BIN); do echo "== $$t"; $$t; done
 	@$(MAKE) --no-print-directory tsan
 	@$(MAKE) --no-print-directory fuzz FUZZ_SECONDS=$(FUZZ_SECONDS)

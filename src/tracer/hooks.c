@@ -14,6 +14,7 @@
  */
 #include "tracer.h"
 #include "symbolize.h"
+#include "unwind.h"
 
 #include <dlfcn.h>
 #include <errno.h>
@@ -496,9 +497,10 @@ HOOK int pipe(int fds[2])
 }
 
 /* dlclose: before the library goes, the symbolizer notes where it was, so frames captured in it
- * stay resolvable in later snapshots. */
+ * stay resolvable in later snapshots; the unwinder forgets the frame rules it read from it. */
 HOOK int dlclose(void *handle)
 {
+    hs_unwind_forget();
     if (ensure_ready() && hs_tracing() && hs_guard_enter()) {
         hs_sym_refresh_modules();
         hs_guard_leave();
@@ -507,5 +509,7 @@ HOOK int dlclose(void *handle)
         errno = ENOSYS;
         return -1;
     }
-    return hs_real.dlclose(handle);
+    int r = hs_real.dlclose(handle);
+    hs_unwind_forget();                      /* again: a rule may have been read meanwhile */
+    return r;
 }

@@ -1,7 +1,7 @@
 /*
- * unwind.h - the stack-capture seam.  One implementation per file, chosen at build time
- * (unwind_libunwind.c today; a frame-pointer unwinder can sit beside it), and small enough to be
- * replaced by a fake in tests.
+ * unwind.h - the stack-capture seam: hs_unwind (unwind_cfi.c) walks the common frames itself and
+ * hands the rest to hs_unwind_slow (unwind_libunwind.c).  Small enough to be replaced by a fake
+ * in tests.
  */
 #ifndef HS_UNWIND_H
 #define HS_UNWIND_H
@@ -18,5 +18,13 @@ HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max);
 
 /* Once, before the first hs_unwind (guard held). */
 HS_HIDDEN void hs_unwind_init(void);
+
+/* libunwind, for the stacks hs_unwind cannot walk itself; same contract as hs_unwind. */
+HS_HIDDEN int hs_unwind_slow(uintptr_t *pcs, int max);
+HS_HIDDEN void hs_unwind_slow_init(void);
+
+/* An object is about to be unloaded: forget the frame rules read from it (another object may be
+ * loaded at its addresses).  Any thread, any time. */
+HS_HIDDEN void hs_unwind_forget(void);
 
 #endif

@@ -1,0 +1,559 @@
+/*
+ * unwind_cfi.c - the fast path of stack capture on x86-64: each frame is stepped with the call
+ * frame rule of its return address, read once from the object's .eh_frame and kept in a cache.
+ *
+ * A rule here is what nearly every frame of compiled code needs: the caller's stack pointer (the
+ * CFA) is the stack pointer or the frame pointer plus a constant, the return address is the word
+ * below the CFA, and the caller's frame pointer is unchanged or saved at a constant offset from
+ * the CFA.  A step is then two or three loads, against libunwind's cursor set-up and per-frame
+ * bookkeeping.  Anything else (a signal frame, a CFA computed by a DWARF expression or held in
+ * another register, code with no unwind information, an object the loader does not know) makes
+ * the whole stack go to libunwind (unwind_libunwind.c), which handles it as before.
+ *
+ * Rules are found with glibc's _dl_find_object (lock-free, no loader lock, no allocation) and the
+ * binary-search table of .eh_frame_hdr; the CFA program is interpreted up to the address.  The
+ * cache is shared by all threads without a lock: an entry is two words, the rule and the address
+ * sealed with a hash of the rule and of a generation, so a torn or stale entry never matches.
+ * dlclose bumps the generation: another object may later be loaded at the same addresses.
+ */
+#include <dlfcn.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "unwind.h"
+
+/* ---- rules -------------------------------------------------------------------------------------
+ * One 64-bit word, laid out for the walk's critical path: bits 0-31 the CFA offset, 32-34 the kind,
+ * 35-63 where the caller's frame pointer is saved, in words below the CFA (0: unchanged). */
+enum { R_NONE, R_SP, R_BP, R_STOP, R_SLOW };
+#define RULE(kind, cfa_off, bp_words) \
+    ((uint64_t)(uint32_t)(cfa_off) | (uint64_t)(kind) << 32 | (uint64_t)(bp_words) << 35)
+#define RULE_KIND(r) ((int)(((r) >> 32) & 7))
+#define RULE_CFA_OFF(r) ((uintptr_t)(uint32_t)(r))
+#define RULE_BP_WORDS(r) ((uintptr_t)((r) >> 35))
+#define MAX_CFA_OFF 0x7fffffff
+#define MAX_BP_WORDS 0x1fffffff
+
+/* DWARF register numbers (x86-64 psABI). */
+#define DW_RBP 6
+#define DW_RSP 7
+
+/* ---- reading .eh_frame ------------------------------------------------------------------------ */
+
+typedef struct cursor { const uint8_t *p, *end; int bad; } cursor;
+
+static uint64_t get_uleb(cursor *c)
+{
+    uint64_t v = 0;
+    for (int shift = 0; c->p < c->end; shift += 7) {
+        uint8_t b = *c->p++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80))
+            return v;
+    }
+    c->bad = 1;
+    return 0;
+}
+
+static int64_t get_sleb(cursor *c)
+{
+    uint64_t v = 0;
+    int shift = 0;
+    while (c->p < c->end) {
+        uint8_t b = *c->p++;
+        if (shift < 64)
+            v |= (uint64_t)(b & 0x7f) << shift;
+        shift += 7;
+        if (!(b & 0x80)) {
+            if (shift < 64 && (b & 0x40))
+                v |= ~(uint64_t)0 << shift;
+            return (int64_t)v;
+        }
+    }
+    c->bad = 1;
+    return 0;
+}
+
+static uint64_t get_fixed(cursor *c, int size)
+{
+    if (c->end - c->p < size) {
+        c->bad = 1;
+        return 0;
+    }
+    uint64_t v = 0;
+    memcpy(&v, c->p, (size_t)size);          /* little-endian */
+    c->p += size;
+    return v;
+}
+
+#define DW_EH_PE_omit 0xff
+
+/* A pointer in encoding enc (DW_EH_PE_*).  Applications other than absolute and pc-relative are
+ * refused (c->bad): .eh_frame of x86-64 objects does not use them where this reads. */
+static uintptr_t get_encoded(cursor *c, uint8_t enc)
+{
+    const uint8_t *field = c->p;
+    uint64_t v;
+    switch (enc & 0x0f) {
+    case 0x00: v = get_fixed(c, 8); break;                          /* absptr */
+    case 0x01: v = get_uleb(c); break;
+    case 0x02: v = get_fixed(c, 2); break;
+    case 0x03: v = get_fixed(c, 4); break;
+    case 0x04: v = get_fixed(c, 8); break;
+    case 0x09: v = (uint64_t)get_sleb(c); break;
+    case 0x0a: v = (uint64_t)(int64_t)(int16_t)get_fixed(c, 2); break;
+    case 0x0b: v = (uint64_t)(int64_t)(int32_t)get_fixed(c, 4); break;
+    case 0x0c: v = get_fixed(c, 8); break;
+    default: c->bad = 1; return 0;
+    }
+    switch (enc & 0x70) {
+    case 0x00: break;
+    case 0x10: v += (uintptr_t)field; break;                        /* pcrel */
+    default: c->bad = 1; return 0;
+    }
+    return (uintptr_t)v;
+}
+
+/* Skips a pointer in encoding enc without applying it (a personality routine's address). */
+static void skip_encoded(cursor *c, uint8_t enc)
+{
+    cursor tmp = *c;
+    (void)get_encoded(&tmp, (uint8_t)(enc & 0x0f));
+    *c = tmp;
+}
+
+/* ---- the CFA program -------------------------------------------------------------------------- */
+
+enum { K_SAME, K_OFFSET, K_UNDEF, K_OTHER };
+typedef struct reg_rule { int kind; int64_t off; } reg_rule;
+typedef struct row {
+    int cfa_reg;                             /* DW_RSP, DW_RBP, or -1: anything else */
+    int64_t cfa_off;
+    reg_rule bp, ra;
+} row;
+
+typedef struct cie {
+    const uint8_t *insns, *end;
+    uint64_t code_align;
+    int64_t data_align;
+    uint64_t ra_reg;
+    uint8_t fde_enc;
+    int has_aug_data, signal;
+} cie;
+
+static reg_rule *tracked(row *r, uint64_t reg, uint64_t ra_reg)
+{
+    if (reg == DW_RBP)
+        return &r->bp;
+    if (reg == ra_reg)
+        return &r->ra;
+    return NULL;
+}
+
+/* Runs insns, moving loc, until the row for pc is reached.  init is the CIE's row (for
+ * DW_CFA_restore), NULL while running the CIE's own instructions.  0, or -1 when unreadable. */
+static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uintptr_t loc,
+                   uintptr_t pc, row *r, const row *init)
+{
+    row stack[8];
+    int depth = 0;
+    cursor c = { insns, end, 0 };
+    while (c.p < c.end && !c.bad) {
+        uint8_t op = *c.p++;
+        uint64_t reg, delta = 0;
+        reg_rule *rr;
+        switch (op & 0xc0) {
+        case 0x40:                                                   /* advance_loc */
+            delta = (op & 0x3f) * ci->code_align;
+            goto advance;
+        case 0x80:                                                   /* offset */
+            reg = op & 0x3f;
+            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OFFSET, (int64_t)get_uleb(&c) * ci->data_align };
+            else
+                (void)get_uleb(&c);
+            continue;
+        case 0xc0:                                                   /* restore */
+            reg = op & 0x3f;
+            goto restore;
+        }
+        switch (op) {
+        case 0x00: continue;                                         /* nop */
+        case 0x01: {                                                 /* set_loc */
+            uintptr_t to = get_encoded(&c, ci->fde_enc);
+            if (to > pc)
+                return c.bad ? -1 : 0;
+            loc = to;
+            continue;
+        }
+        case 0x02: delta = get_fixed(&c, 1) * ci->code_align; goto advance;
+        case 0x03: delta = get_fixed(&c, 2) * ci->code_align; goto advance;
+        case 0x04: delta = get_fixed(&c, 4) * ci->code_align; goto advance;
+        case 0x05:                                                   /* offset_extended */
+            reg = get_uleb(&c);
+            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OFFSET, (int64_t)get_uleb(&c) * ci->data_align };
+            else
+                (void)get_uleb(&c);
+            continue;
+        case 0x06: reg = get_uleb(&c); goto restore;                 /* restore_extended */
+        case 0x07:                                                   /* undefined */
+            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_UNDEF, 0 };
+            continue;
+        case 0x08:                                                   /* same_value */
+            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_SAME, 0 };
+            continue;
+        case 0x09:                                                   /* register */
+            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OTHER, 0 };
+            (void)get_uleb(&c);
+            continue;
+        case 0x0a:                                                   /* remember_state */
+            if (depth == (int)HS_ARRAY_LEN(stack))
+                return -1;
+            stack[depth++] = *r;
+            continue;
+        case 0x0b:                                                   /* restore_state */
+            if (depth == 0)
+                return -1;
+            {
+                /* The CFA is not part of the remembered state... by DWARF; GCC and every
+                 * unwinder treat it as part of it, and so does this one. */
+                *r = stack[--depth];
+            }
+            continue;
+        case 0x0c:                                                   /* def_cfa */
+            reg = get_uleb(&c);
+            r->cfa_reg = (reg == DW_RSP || reg == DW_RBP) ? (int)reg : -1;
+            r->cfa_off = (int64_t)get_uleb(&c);
+            continue;
+        case 0x0d:                                                   /* def_cfa_register */
+            reg = get_uleb(&c);
+            r->cfa_reg = (reg == DW_RSP || reg == DW_RBP) ? (int)reg : -1;
+            continue;
+        case 0x0e: r->cfa_off = (int64_t)get_uleb(&c); continue;     /* def_cfa_offset */
+        case 0x0f:                                                   /* def_cfa_expression */
+            r->cfa_reg = -1;
+            c.p += get_uleb(&c);
+            continue;
+        case 0x10:                                                   /* expression */
+        case 0x16:                                                   /* val_expression */
+            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OTHER, 0 };
+            c.p += get_uleb(&c);
+            continue;
+        case 0x11:                                                   /* offset_extended_sf */
+            reg = get_uleb(&c);
+            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OFFSET, get_sleb(&c) * ci->data_align };
+            else
+                (void)get_sleb(&c);
+            continue;
+        case 0x12:                                                   /* def_cfa_sf */
+            reg = get_uleb(&c);
+            r->cfa_reg = (reg == DW_RSP || reg == DW_RBP) ? (int)reg : -1;
+            r->cfa_off = get_sleb(&c) * ci->data_align;
+            continue;
+        case 0x13: r->cfa_off = get_sleb(&c) * ci->data_align; continue;  /* def_cfa_offset_sf */
+        case 0x14:                                                   /* val_offset */
+            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OTHER, 0 };
+            (void)get_uleb(&c);
+            continue;
+        case 0x15:                                                   /* val_offset_sf */
+            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OTHER, 0 };
+            (void)get_sleb(&c);
+            continue;
+        case 0x2e: (void)get_uleb(&c); continue;                     /* GNU_args_size */
+        case 0x2f:                                                   /* GNU_negative_offset_extended */
+            reg = get_uleb(&c);
+            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
+                *rr = (reg_rule){ K_OFFSET, -(int64_t)get_uleb(&c) * ci->data_align };
+            else
+                (void)get_uleb(&c);
+            continue;
+        default:
+            return -1;                                               /* unknown: refuse */
+        }
+    advance:
+        if (loc + delta > pc)
+            return c.bad ? -1 : 0;
+        loc += delta;
+        continue;
+    restore:
+        if (init == NULL)
+            return -1;
+        if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
+            *rr = *tracked((row *)init, reg, ci->ra_reg);
+        continue;
+    }
+    return c.bad ? -1 : 0;
+}
+
+/* Parses the CIE at p (after its length field, which gave end). */
+static int parse_cie(const uint8_t *p, const uint8_t *end, cie *ci)
+{
+    cursor c = { p, end, 0 };
+    if (get_fixed(&c, 4) != 0)               /* CIE id: 0 in .eh_frame */
+        return -1;
+    uint8_t version = (uint8_t)get_fixed(&c, 1);
+    if (version != 1 && version != 3 && version != 4)
+        return -1;
+    const char *aug = (const char *)c.p;
+    size_t aug_len = strnlen(aug, (size_t)(c.end - c.p));
+    if (c.p + aug_len >= c.end)
+        return -1;
+    c.p += aug_len + 1;
+    if (version == 4) {
+        if (get_fixed(&c, 1) != 8 || get_fixed(&c, 1) != 0)  /* address size, segment size */
+            return -1;
+    }
+    ci->code_align = get_uleb(&c);
+    ci->data_align = get_sleb(&c);
+    ci->ra_reg = version == 1 ? get_fixed(&c, 1) : get_uleb(&c);
+    ci->fde_enc = 0;                         /* absptr when no 'R' */
+    ci->has_aug_data = 0;
+    ci->signal = 0;
+    const uint8_t *aug_end = NULL;
+    for (size_t i = 0; i < aug_len && !c.bad; i++) {
+        switch (aug[i]) {
+        case 'z': {
+            if (i != 0)
+                return -1;
+            uint64_t n = get_uleb(&c);
+            if (n > (uint64_t)(c.end - c.p))
+                return -1;
+            aug_end = c.p + n;
+            ci->has_aug_data = 1;
+            break;
+        }
+        case 'L': (void)get_fixed(&c, 1); break;
+        case 'P': {
+            uint8_t enc = (uint8_t)get_fixed(&c, 1);
+            skip_encoded(&c, enc);
+            break;
+        }
+        case 'R': ci->fde_enc = (uint8_t)get_fixed(&c, 1); break;
+        case 'S': ci->signal = 1; break;
+        default:
+            if (aug_end == NULL)
+                return -1;                   /* unknown, and no length to skip it by */
+            i = aug_len;                     /* the rest is skipped by length */
+            break;
+        }
+    }
+    if (c.bad)
+        return -1;
+    ci->insns = aug_end ? aug_end : c.p;
+    ci->end = end;
+    return 0;
+}
+
+/* The rule for pc in the object whose .eh_frame_hdr is at hdr. */
+static uint64_t rule_from_hdr(const uint8_t *hdr, uintptr_t pc)
+{
+    if (hdr == NULL || hdr[0] != 1)
+        return RULE(R_SLOW, 0, 0);
+    uint8_t ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
+    if (table_enc != 0x3b || ptr_enc == DW_EH_PE_omit || count_enc == DW_EH_PE_omit)
+        return RULE(R_SLOW, 0, 0);           /* no binary-search table of the usual form */
+    cursor c = { hdr + 4, hdr + 4 + 16, 0 };
+    (void)get_encoded(&c, ptr_enc);
+    uint64_t count = get_encoded(&c, count_enc);
+    if (c.bad || count == 0 || count > (1u << 30))
+        return RULE(R_SLOW, 0, 0);
+    const int32_t *table = (const int32_t *)c.p;   /* pairs: initial location, FDE; from hdr */
+    intptr_t rel = (intptr_t)(pc - (uintptr_t)hdr);
+    size_t lo = 0, hi = count;
+    while (hi - lo > 1) {
+        size_t mid = lo + (hi - lo) / 2;
+        if ((intptr_t)table[2 * mid] <= rel)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    if ((intptr_t)table[2 * lo] > rel)
+        return RULE(R_SLOW, 0, 0);
+    const uint8_t *fde = hdr + table[2 * lo + 1];
+
+    uint32_t len;
+    memcpy(&len, fde, 4);
+    if (len == 0 || len == 0xffffffffu)
+        return RULE(R_SLOW, 0, 0);
+    const uint8_t *fde_end = fde + 4 + len;
+    int32_t cie_ptr;
+    memcpy(&cie_ptr, fde + 4, 4);
+    if (cie_ptr <= 0)
+        return RULE(R_SLOW, 0, 0);
+    const uint8_t *cie_at = fde + 4 - cie_ptr;
+    uint32_t cie_len;
+    memcpy(&cie_len, cie_at, 4);
+    if (cie_len == 0 || cie_len == 0xffffffffu)
+        return RULE(R_SLOW, 0, 0);
+    cie ci;
+    if (parse_cie(cie_at + 4, cie_at + 4 + cie_len, &ci) < 0 || ci.signal)
+        return RULE(R_SLOW, 0, 0);
+
+    c = (cursor){ fde + 8, fde_end, 0 };
+    uintptr_t begin = get_encoded(&c, ci.fde_enc);
+    uintptr_t range = get_encoded(&c, (uint8_t)(ci.fde_enc & 0x0f));
+    if (ci.has_aug_data)
+        c.p += get_uleb(&c);
+    if (c.bad || c.p > fde_end || pc < begin || pc - begin >= range)
+        return RULE(R_SLOW, 0, 0);           /* pc has no FDE: the table's nearest is another's */
+
+    row init = { -1, 0, { K_SAME, 0 }, { K_SAME, 0 } };
+    if (run_cfa(&ci, ci.insns, ci.end, begin, UINTPTR_MAX, &init, NULL) < 0)
+        return RULE(R_SLOW, 0, 0);
+    row r = init;
+    if (run_cfa(&ci, c.p, fde_end, begin, pc, &r, &init) < 0)
+        return RULE(R_SLOW, 0, 0);
+
+    if (r.ra.kind == K_UNDEF)
+        return RULE(R_STOP, 0, 0);           /* the outermost frame (_start, a thread's start) */
+    if (r.ra.kind != K_OFFSET || r.ra.off != -8 || r.cfa_reg < 0 || r.cfa_off < 8 ||
+        r.cfa_off > MAX_CFA_OFF || (r.cfa_off & 7) != 0)
+        return RULE(R_SLOW, 0, 0);
+    int64_t bp_words = 0;
+    if (r.bp.kind == K_OFFSET) {
+        if (r.bp.off >= 0 || (r.bp.off & 7) != 0 || -r.bp.off / 8 > MAX_BP_WORDS)
+            return RULE(R_SLOW, 0, 0);
+        bp_words = -r.bp.off / 8;
+    } else if (r.bp.kind != K_SAME) {
+        return RULE(R_SLOW, 0, 0);
+    }
+    return RULE(r.cfa_reg == DW_RSP ? R_SP : R_BP, r.cfa_off, bp_words);
+}
+
+/* ---- the cache -------------------------------------------------------------------------------- */
+
+#define CACHE_BITS 15
+typedef struct cache_ent { _Atomic uint64_t key, val; } cache_ent;
+static cache_ent *cache;                     /* 2^CACHE_BITS entries, mapped at init */
+static _Atomic uint64_t generation;
+static int (*find_object)(void *, struct dl_find_object *);
+
+/* One multiply: a torn entry (the key of one write, the rule of another) or one of an older
+ * generation matches only if two unrelated 64-bit values happen to be equal. */
+static inline uint64_t seal(uint64_t val, uint64_t gen)
+{
+    return (val ^ gen) * 0x9e3779b97f4a7c15u;
+}
+
+/* Return addresses differ in their low bits: a fold is enough, and short on the critical path. */
+static inline cache_ent *slot_of(uintptr_t pc)
+{
+    return &cache[(pc ^ (pc >> CACHE_BITS)) & ((1u << CACHE_BITS) - 1)];
+}
+
+static __attribute__((noinline)) uint64_t rule_miss(uintptr_t pc, uint64_t gen)
+{
+    struct dl_find_object fo;
+    if (find_object((void *)pc, &fo) != 0)
+        return RULE(R_SLOW, 0, 0);           /* not cached: the object may yet be registered */
+    uint64_t val = rule_from_hdr(fo.dlfo_eh_frame, pc);
+    cache_ent *e = slot_of(pc);
+    atomic_store_explicit(&e->val, val, memory_order_relaxed);
+    atomic_store_explicit(&e->key, pc ^ seal(val, gen), memory_order_release);
+    return val;
+}
+
+static inline uint64_t rule_for(uintptr_t pc, uint64_t gen)
+{
+    cache_ent *e = slot_of(pc);
+    uint64_t key = atomic_load_explicit(&e->key, memory_order_acquire);
+    uint64_t val = atomic_load_explicit(&e->val, memory_order_relaxed);
+    if (HS_LIKELY(key == (pc ^ seal(val, gen)) && val != 0))
+        return val;
+    return rule_miss(pc, gen);
+}
+
+void hs_unwind_forget(void)
+{
+    atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+}
+
+/* ---- the walk --------------------------------------------------------------------------------- */
+
+#define MAX_FRAME_BYTES ((uintptr_t)64 << 20)
+
+/* Fills pcs with the return addresses above this function's frame; -1 when a frame needs
+ * libunwind.  Never inlined: its own frame is the one described by the rule of its own code. */
+static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max)
+{
+    uintptr_t pc, sp, bp;
+    __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
+                     : "=r"(pc), "=r"(sp), "=r"(bp));
+    uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed);
+    int n = 0;
+    uintptr_t at = pc;                       /* exact for this frame, pc - 1 for callers */
+    for (;;) {
+        uint64_t r = rule_for(at, gen);
+        int kind = RULE_KIND(r);
+        if (kind == R_STOP)
+            return n;
+        if (kind != R_SP && kind != R_BP)
+            return -1;
+        uintptr_t base = kind == R_SP ? sp : bp;
+        uintptr_t cfa = base + RULE_CFA_OFF(r);
+        if (cfa <= sp || cfa - sp > MAX_FRAME_BYTES || (cfa & 7) != 0)
+            return -1;                       /* not a frame of this stack: let libunwind judge */
+        uintptr_t ra = *(const uintptr_t *)(cfa - 8);
+        if (RULE_BP_WORDS(r) != 0)
+            bp = *(const uintptr_t *)(cfa - 8 * RULE_BP_WORDS(r));
+        sp = cfa;
+        if (ra == 0)
+            return n;
+        if (n == max)
+            return n;
+        pcs[n++] = ra;
+        at = ra - 1;
+    }
+}
+
+/* ---- the seam --------------------------------------------------------------------------------- */
+
+static int fast_ok;
+
+void hs_unwind_init(void)
+{
+    hs_unwind_slow_init();
+    *(void **)&find_object = dlsym(RTLD_DEFAULT, "_dl_find_object");
+    if (find_object == NULL)
+        return;
+    void *p = mmap(NULL, sizeof(cache_ent) << CACHE_BITS, PROT_READ | PROT_WRITE,
+                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return;
+    cache = p;
+    fast_ok = 1;
+}
+
+#ifdef HS_UNWIND_CHECK
+#include "unwind_check.h"
+#endif
+
+__attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max)
+{
+    if (max <= 0)
+        return 0;
+    if (HS_LIKELY(fast_ok)) {
+        int n = cfi_walk(pcs, max);
+        if (n >= 0) {
+#ifdef HS_UNWIND_CHECK
+            unwind_check(pcs, n, max);
+#endif
+            return n;
+        }
+    }
+#ifdef HS_UNWIND_CHECK
+    atomic_fetch_add(&check_slow, 1);
+#endif
+    return hs_unwind_slow(pcs, max);
+}

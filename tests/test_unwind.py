@@ -1,0 +1,125 @@
+"""The fast unwinder (src/tracer/unwind_cfi.c) against libunwind.
+
+A check build of the tracer (build/uwcheck/libheapsnap.so, `make check` builds it) walks every
+stack twice, with the fast unwinder and with libunwind, and counts the stacks whose frames differ
+(src/tracer/unwind_check.h).  Each program here, real ones included, must end with no difference,
+and the fast unwinder must have walked nearly all of its stacks itself: a fallback that quietly
+took every stack would pass the comparison and lose the speed."""
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from conftest import BUILD, ROOT, clean_env
+
+CHECK_LIB = BUILD / "uwcheck" / "libheapsnap.so"
+PROGS = BUILD / "progs"
+REPORT = re.compile(r"heapsnap unwind check: (\d+) stacks, (\d+) differ, (\d+) left to libunwind")
+
+pytestmark = pytest.mark.skipif(not CHECK_LIB.exists(), reason="make check builds " + str(CHECK_LIB))
+
+
+def run_checked(argv, tmp_path, frames=16, timeout=300, stdin=None, cwd=None):
+    """Runs argv under the check build; returns the (stacks, differ, slow) of every process."""
+    log = tmp_path / "check.log"
+    env = clean_env(LD_PRELOAD=CHECK_LIB, HEAPSNAP_FRAMES=frames, HS_UNWIND_CHECK_LOG=log,
+                    HEAPSNAP_OUTPUT=tmp_path / "final.hsnap", PYTHONMALLOC="malloc")
+    r = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True,
+                       timeout=timeout, stdin=stdin, cwd=cwd)
+    text = log.read_text() if log.exists() else ""
+    reports = [tuple(map(int, m.groups())) for m in REPORT.finditer(text)]
+    assert reports, "no check report (exit %d): %s" % (r.returncode, r.stderr[-2000:])
+    for stacks, differ, slow in reports:
+        assert differ == 0, text[-4000:]
+    return r, reports
+
+
+def assert_mostly_fast(reports, at_least=0.95):
+    stacks = sum(s for s, _, _ in reports)
+    slow = sum(s for _, _, s in reports)
+    assert stacks > 0
+    assert stacks - slow >= at_least * stacks, "%d of %d stacks left to libunwind" % (slow, stacks)
+
+
+@pytest.mark.parametrize("prog,args", [
+    ("leak_threads", ["20", "0"]),
+    ("leak_cxx", ["20", "0"]),
+    ("noharm_exc", []),
+    ("noharm_threads", []),
+    ("noharm_thread", []),
+])
+def test_test_programs(tmp_path, prog, args):
+    _, reports = run_checked([PROGS / prog] + args, tmp_path)
+    assert_mostly_fast(reports)
+
+
+def test_signal_handlers(tmp_path):
+    """Handlers that allocate: the signal frame goes to libunwind, and the stacks agree."""
+    r, reports = run_checked([PROGS / "noharm_signals"], tmp_path)
+    assert sum(s for s, _, _ in reports) > 0
+
+
+def test_library_reloaded_at_the_same_address(tmp_path):
+    """libswap1 and libswap2 are the same code with other frame sizes, loaded in turn, mostly at the
+    same address: rules read from one must be forgotten at dlclose.  libunwind's own per-thread
+    cache does not forget them (the check build then asks a fresh unw_step walk)."""
+    r, reports = run_checked([PROGS / "dlswap", PROGS / "libswap1.so", PROGS / "libswap2.so", "20"],
+                             tmp_path)
+    m = re.search(r"loaded where the last one was (\d+)", r.stdout)
+    assert m and int(m.group(1)) >= 5, r.stdout      # else the case is not exercised
+    assert sum(s for s, _, _ in reports) >= 20 * 50
+    for _, _, slow in reports:
+        assert slow == 0
+
+
+def real(name):
+    path = shutil.which(name)
+    if path is None:
+        pytest.skip(name + " is not installed")
+    return path
+
+
+def test_python(tmp_path):
+    _, reports = run_checked([real("python3"), ROOT / "bench" / "workloads" / "json_dicts.py",
+                              "3000", "1"], tmp_path)
+    assert_mostly_fast(reports)
+
+
+def test_sqlite(tmp_path):
+    script = tmp_path / "s.sql"
+    script.write_text("CREATE TABLE t(a INTEGER, b TEXT);\n"
+                      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000)\n"
+                      "INSERT INTO t SELECT x, printf('row %d', x) FROM c;\n"
+                      "CREATE INDEX tb ON t(b);\n"
+                      "SELECT count(*), sum(length(b)) FROM t GROUP BY a % 7;\n")
+    with open(script) as f:
+        _, reports = run_checked([real("sqlite3"), ":memory:"], tmp_path, stdin=f)
+    assert_mostly_fast(reports)
+
+
+def test_shell_and_children(tmp_path):
+    """dash forks and execs: every process reports, none differs."""
+    _, reports = run_checked([real("sh"), "-c", "for i in 1 2 3; do echo $i | cat; done; ls / >/dev/null"],
+                             tmp_path)
+    assert len(reports) >= 2
+    assert_mostly_fast(reports, at_least=0.9)
+
+
+def test_jq(tmp_path):
+    data = tmp_path / "d.json"
+    data.write_text("[" + ",".join('{"x": %d, "name": "n%d"}' % (i % 11, i) for i in range(20000)) + "]")
+    _, reports = run_checked([real("jq"), "[.[]|select(.x>5)|.name]|length", data], tmp_path)
+    assert_mostly_fast(reports)
+
+
+@pytest.mark.parametrize("frames", [1, 64])
+def test_clang(tmp_path, frames):
+    """A C++ compiler: deep stacks through one big library (libclang-cpp)."""
+    src = tmp_path / "t.cc"
+    src.write_text("#include <map>\n#include <string>\n#include <regex>\n"
+                   "int f(const std::string &s) { std::map<std::string, int> m; m[s] = 1;\n"
+                   "  return std::regex_match(s, std::regex(\"a+\")) + m.size(); }\n")
+    _, reports = run_checked([real("clang++"), "-O1", "-c", src, "-o", tmp_path / "t.o"], tmp_path,
+                             frames=frames)
+    assert_mostly_fast(reports)
