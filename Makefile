@@ -91,6 +91,8 @@ $(B)/obj/%.o: %.c $(wildcard include/*.h src/*/*.h)
 
 # The hooks define malloc & co.: the compiler must not treat those names as its builtins there.
 $(TRACER_OBJ): HS_CFLAGS += -fno-builtin-malloc -fno-builtin-calloc -fno-builtin-realloc -fno-builtin-free
+# The stack walk starts in the program's frame, found from the hook's frame pointer (hooks.c).
+$(B)/obj/src/tracer/hooks.o $(B)/ubsan/src/tracer/hooks.o $(B)/uwcheck/src/tracer/hooks.o: HS_CFLAGS += -fno-omit-frame-pointer
 
 $(B)/asan/%.o: %.c $(wildcard include/*.h src/*/*.h)
 	@mkdir -p $(dir $@)

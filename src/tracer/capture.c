@@ -51,7 +51,7 @@ static void capture_init(void)
     atomic_store_explicit(&capture_ready, 1, memory_order_release);
 }
 
-uint32_t hs_capture_stack(void)
+uint32_t hs_capture_stack(const void *frame)
 {
     if (HS_UNLIKELY(!atomic_load_explicit(&capture_ready, memory_order_acquire)))
         capture_init();
@@ -65,9 +65,7 @@ uint32_t hs_capture_stack(void)
             want = HS_STACK_BUF;
         }
     }
-    hs_loader_use_begin();
-    int n = hs_unwind(pcs, want);
-    hs_loader_use_end();
+    int n = hs_unwind(pcs, want, frame);
     /* The tracer's own frames go: the hooks on top, and an operator-new hook in the middle
      * (libstdc++'s operator new calls malloc from inside it). */
     int keep = 0;

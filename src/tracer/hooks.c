@@ -152,11 +152,11 @@ static void *boot_realloc(void *p, size_t n, void *(*alloc)(size_t))
 }
 static void *boot_malloc(size_t n) { return boot_alloc(n, 16); }
 
-/* pre: guard held, p a new block of the program's. */
-static void record_alloc(void *p, size_t size)
+/* pre: guard held, p a new block of the program's; frame the hook's frame address (HOOK_FRAME). */
+static void record_alloc(void *p, size_t size, const void *frame)
 {
     hs_live_prefetch((uintptr_t)p);
-    uint32_t stack = hs_capture_stack();
+    uint32_t stack = hs_capture_stack(frame);
     size_t old;
     int replaced;
     int r = hs_live_put(0, (uintptr_t)p, size, stack, &old, &replaced);
@@ -176,12 +176,17 @@ static int record_free(void *p, hs_live *old)
     return had;
 }
 
-HS_HIDDEN void hs_record_alloc(void *p, size_t size) { record_alloc(p, size); }
+HS_HIDDEN void hs_record_alloc(void *p, size_t size) { record_alloc(p, size, NULL); }
 HS_HIDDEN void hs_record_free(void *p) { record_free(p, NULL); }
 
 /* ---- the hooks ------------------------------------------------------------------------------- */
 
 #define HOOK __attribute__((visibility("default")))
+
+/* This file is built with frame pointers (Makefile): in a hook, the frame address is where the
+ * program's frame pointer is saved, with the return address into the program above it, so the
+ * stack walk starts in the program's frame instead of stepping through the tracer's own. */
+#define HOOK_FRAME __builtin_frame_address(0)
 
 HOOK void *malloc(size_t n)
 {
@@ -191,7 +196,7 @@ HOOK void *malloc(size_t n)
         return hs_real.malloc(n);
     void *p = hs_real.malloc(n);
     if (p != NULL)
-        record_alloc(p, n);
+        record_alloc(p, n, HOOK_FRAME);
     hs_guard_leave();
     return p;
 }
@@ -219,7 +224,7 @@ HOOK void *calloc(size_t n, size_t m)
         return hs_real.calloc(n, m);
     void *p = hs_real.calloc(n, m);
     if (p != NULL)
-        record_alloc(p, n * m);              /* no overflow: the real calloc succeeded */
+        record_alloc(p, n * m, HOOK_FRAME);  /* no overflow: the real calloc succeeded */
     hs_guard_leave();
     return p;
 }
@@ -227,7 +232,7 @@ HOOK void *calloc(size_t n, size_t m)
 /* realloc and reallocarray: SPEC section 1.  The old trace is dropped before the real call (after
  * it, another thread could be given the old address) and put back if the call fails. */
 static void *realloc_common(void *p, size_t n, void *q_real(void *, size_t, size_t),
-                            size_t a, size_t b)
+                            size_t a, size_t b, const void *frame)
 {
     hs_live old;
     int had = record_free(p, &old);
@@ -239,7 +244,7 @@ static void *realloc_common(void *p, size_t n, void *q_real(void *, size_t, size
             hs_live_put(0, (uintptr_t)p, old.size, old.stack, &ignored, &replaced);
         }
     } else {
-        record_alloc(q, n);
+        record_alloc(q, n, frame);
     }
     return q;
 }
@@ -266,9 +271,9 @@ HOOK void *realloc(void *p, size_t n)
     if (p == NULL) {
         q = hs_real.realloc(NULL, n);
         if (q != NULL)
-            record_alloc(q, n);
+            record_alloc(q, n, HOOK_FRAME);
     } else {
-        q = realloc_common(p, n, call_realloc, n, 0);
+        q = realloc_common(p, n, call_realloc, n, 0, HOOK_FRAME);
     }
     hs_guard_leave();
     return q;
@@ -289,9 +294,9 @@ HOOK void *reallocarray(void *p, size_t a, size_t b)
     if (p == NULL) {
         q = hs_real.reallocarray(NULL, a, b);
         if (q != NULL)
-            record_alloc(q, n);
+            record_alloc(q, n, HOOK_FRAME);
     } else {
-        q = realloc_common(p, n, call_reallocarray, a, b);
+        q = realloc_common(p, n, call_reallocarray, a, b, HOOK_FRAME);
     }
     hs_guard_leave();
     return q;
@@ -307,7 +312,7 @@ HOOK int posix_memalign(void **out, size_t align, size_t n)
         return hs_real.posix_memalign(out, align, n);
     int r = hs_real.posix_memalign(out, align, n);
     if (r == 0)
-        record_alloc(*out, n);
+        record_alloc(*out, n, HOOK_FRAME);
     hs_guard_leave();
     return r;
 }
@@ -322,7 +327,7 @@ HOOK int posix_memalign(void **out, size_t align, size_t n)
             return hs_real.name args;                                                           \
         void *p = hs_real.name args;                                                            \
         if (p != NULL)                                                                          \
-            record_alloc(p, recorded);                                                          \
+            record_alloc(p, recorded, HOOK_FRAME);                                              \
         hs_guard_leave();                                                                       \
         return p;                                                                               \
     }
@@ -344,7 +349,8 @@ ALIGNED_HOOK(pvalloc, (size_t n), (n), page_size(), page_round(n))
  * glibc's fork does not take the loader's lock that dl_iterate_phdr holds: a fork while another
  * thread is inside dl_iterate_phdr leaves it held forever in the child, whose next unwind (libunwind
  * calls dl_iterate_phdr on a cache miss) would then hang where the untraced child would not.
- * Unwinding must not be in flight across a fork either (libunwind has mutexes of its own), nor the
+ * A libunwind walk must not be in flight across a fork either (libunwind has mutexes of its own;
+ * the fast unwinder has none and calls only the lock-free _dl_find_object), nor the
  * symbolizer's other loader calls (dlopen of libdw, dlsym, dladdr: a fork half-way through dlopen
  * leaves the child a half-loaded libdw; glibc resets the loader lock in the child, not the link
  * map).  So every such use by the tracer is counted in flight, and the fork prepare handler waits

@@ -328,7 +328,13 @@ static live_shard live[LIVE_SHARDS] = {
  * the blocks of one region never share a home slot.  The shard comes from the mixed bits. */
 #define LIVE_GROUP_BITS 6
 #define LIVE_GROUP (1u << LIVE_GROUP_BITS)
-static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr >> (LIVE_GROUP_BITS + 4)); }
+/* Fibonacci hashing of the region number: one multiply (this runs on every malloc and free, twice,
+ * and once per entry a deletion shifts).  Its high bits pick the shard, bits 0-47 the group:
+ * both parts are well spread for the consecutive and strided region numbers heaps have. */
+static inline uint64_t addr_hash(uintptr_t addr)
+{
+    return (uint64_t)(addr >> (LIVE_GROUP_BITS + 4)) * UINT64_C(0x9e3779b97f4a7c15);
+}
 
 /* The home slot in a table of cap slots (a multiple of LIVE_GROUP, not a power of two: tables
  * grow by half, which keeps them at least half full, 32 bytes or less per live block).  The group
@@ -336,11 +342,11 @@ static inline uint64_t addr_hash(uintptr_t addr) { return hs_mix64(addr >> (LIVE
 static inline size_t live_home(uint64_t h, uintptr_t addr, size_t cap)
 {
     size_t groups = cap / LIVE_GROUP;
-    size_t g = (size_t)(((unsigned __int128)(h >> 16) * groups) >> 48);
+    size_t g = (size_t)(((unsigned __int128)(h & ((UINT64_C(1) << 48) - 1)) * groups) >> 48);
     return g * LIVE_GROUP + ((addr >> 4) & (LIVE_GROUP - 1));
 }
 static inline size_t live_next(size_t j, size_t cap) { return j + 1 == cap ? 0 : j + 1; }
-static inline live_shard *shard_of(uint64_t h) { return &live[(h >> 8) % LIVE_SHARDS]; }
+static inline live_shard *shard_of(uint64_t h) { return &live[((h >> 48) * LIVE_SHARDS) >> 16]; }
 
 /* The wide table: (domain, address) for everything the packed one cannot hold; an open-addressing
  * table of its own, under wide_lock. */

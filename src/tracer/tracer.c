@@ -194,7 +194,7 @@ int hs_track(unsigned int domain, uintptr_t ptr, size_t size)
     if (!hs_tracing())
         return HS_ENOTTRACING;
     int g = hs_guard_enter();
-    uint32_t stack = hs_capture_stack();
+    uint32_t stack = hs_capture_stack(NULL);
     size_t old;
     int replaced;
     int r = hs_live_put(domain, ptr, size, stack, &old, &replaced);

@@ -50,7 +50,8 @@ HS_HIDDEN void hs_hooks_init(void);          /* resolves hs_real; safe to call m
  * the low number closed: the program's next open must still get the lowest free number (daemons
  * that close everything and reopen 0, 1, 2 check it).  Returns fd itself when it cannot move. */
 HS_HIDDEN int hs_fd_high(int fd);
-/* Around every unwind and every loader call of the symbolizer: none is in flight across a fork. */
+/* Around every libunwind walk and every loader call of the symbolizer: none is in flight across
+ * a fork. */
 HS_HIDDEN void hs_loader_use_begin(void);
 HS_HIDDEN void hs_loader_use_end(void);
 /* Fork handlers: prepare waits (bounded) until no loader use is in flight. */
@@ -160,7 +161,10 @@ HS_HIDDEN void *hs_map(size_t n);
 HS_HIDDEN void hs_unmap(void *p, size_t n);
 
 /* ---- stack capture (unwind.h) and snapshots (capture.c) ------------------------------------- */
-HS_HIDDEN uint32_t hs_capture_stack(void);       /* guard held; 0 when nothing could be stored */
+/* guard held; 0 when nothing could be stored.  frame: a hook's frame address (a frame built with
+ * frame pointers: the saved frame pointer, then the return address), where the walk starts; or
+ * NULL to walk from the caller. */
+HS_HIDDEN uint32_t hs_capture_stack(const void *frame);
 HS_HIDDEN int hs_set_alloc_fns(const char *colon_list);
 HS_HIDDEN hs_snapshot *hs_take_snapshot_kind(const char *kind);  /* guard held by the caller */
 

@@ -11,10 +11,12 @@
 #include "../common/common.h"
 
 /* Fills pcs[0..max) with return addresses of the calling thread, most recent first, beginning
- * with the caller of hs_unwind.  Returns how many (0 when the stack cannot be read).
+ * with the caller of hs_unwind, or with the return address of frame: the frame address of a
+ * function built with frame pointers (its caller's saved frame pointer, then its return address),
+ * further up this thread's stack.  Returns how many (0 when the stack cannot be read).
  * pre: the reentrancy guard is held (the unwinder may allocate); no tracer lock is held (it calls
  * dl_iterate_phdr, which takes the loader lock). */
-HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max);
+HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max, const void *frame);
 
 /* Once, before the first hs_unwind (guard held). */
 HS_HIDDEN void hs_unwind_init(void);

@@ -14,7 +14,9 @@
  * binary-search table of .eh_frame_hdr; the CFA program is interpreted up to the address.  The
  * cache is shared by all threads without a lock: an entry is two words, the rule and the address
  * sealed with a hash of the rule and of a generation, so a torn or stale entry never matches.
- * dlclose bumps the generation: another object may later be loaded at the same addresses.
+ * dlclose bumps the generation: another object may later be loaded at the same addresses.  The
+ * fast path takes no lock and makes no loader call but the lock-free _dl_find_object, so a fork
+ * need not wait for it: only libunwind's walks count as loader uses (hooks.c).
  */
 #include <dlfcn.h>
 #include <stdatomic.h>
@@ -22,6 +24,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "tracer.h"
 #include "unwind.h"
 
 /* ---- rules -------------------------------------------------------------------------------------
@@ -483,9 +486,10 @@ void hs_unwind_forget(void)
 
 #define MAX_FRAME_BYTES ((uintptr_t)64 << 20)
 
-/* Fills pcs with the return addresses above this function's frame; -1 when a frame needs
- * libunwind.  Never inlined: its own frame is the one described by the rule of its own code. */
-static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max)
+/* Fills pcs with the return addresses above this function's frame, or from frame's; -1 when a
+ * frame needs libunwind.  Never inlined: its own frame is the one described by the rule of its own
+ * code. */
+static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const void *frame)
 {
     uintptr_t pc, sp, bp;
     __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
@@ -493,6 +497,20 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max)
     uint64_t gen = atomic_load_explicit(&generation, memory_order_relaxed);
     int n = 0;
     uintptr_t at = pc;                       /* exact for this frame, pc - 1 for callers */
+    if (frame != NULL) {
+        /* The hook's frame: its CFA is 16 bytes above, the caller's frame pointer at it. */
+        uintptr_t f = (uintptr_t)frame;
+        if (f <= sp || f - sp > MAX_FRAME_BYTES || (f & 15) != 0)
+            return -1;
+        const uintptr_t *fp = frame;
+        pc = fp[1];
+        bp = fp[0];
+        sp = f + 16;
+        if (pc == 0)
+            return 0;
+        pcs[n++] = pc;
+        at = pc - 1;
+    }
     for (;;) {
         uint64_t r = rule_for(at, gen);
         int kind = RULE_KIND(r);
@@ -539,12 +557,12 @@ void hs_unwind_init(void)
 #include "unwind_check.h"
 #endif
 
-__attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max)
+__attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *frame)
 {
     if (max <= 0)
         return 0;
     if (HS_LIKELY(fast_ok)) {
-        int n = cfi_walk(pcs, max);
+        int n = cfi_walk(pcs, max, frame);
         if (n >= 0) {
 #ifdef HS_UNWIND_CHECK
             unwind_check(pcs, n, max);
@@ -555,5 +573,8 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max)
 #ifdef HS_UNWIND_CHECK
     atomic_fetch_add(&check_slow, 1);
 #endif
-    return hs_unwind_slow(pcs, max);
+    hs_loader_use_begin();                   /* libunwind: no walk in flight across a fork */
+    int n = hs_unwind_slow(pcs, max);
+    hs_loader_use_end();
+    return n;
 }

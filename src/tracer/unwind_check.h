@@ -76,12 +76,16 @@ static void unwind_check(const uintptr_t *pcs, int n, int max)
     uintptr_t ref[512], a[512], b[512];
     if (max > 512)
         max = 512;
+    hs_loader_use_begin();
     int m = hs_unwind_slow(ref, max);
+    hs_loader_use_end();
     int na = check_keep(pcs, n < max ? n : max, a), nb = check_keep(ref, m, b);
     atomic_fetch_add(&check_stacks, 1);
     int same = check_same(a, na, n, b, nb, m, max);
     if (!same) {
+        hs_loader_use_begin();
         m = hs_unwind_slow_fresh(ref, max);
+        hs_loader_use_end();
         nb = check_keep(ref, m, b);
         same = check_same(a, na, n, b, nb, m, max);
         if (same)
