@@ -13,7 +13,7 @@
 #include <errno.h>
 #include <link.h>
 
-static const hs_python_ops *_Atomic py_ops;
+const hs_python_ops *_Atomic hs_py_ops;
 
 /* Executable segments of the objects whose frames are dropped, [lo, hi) pairs: the provider's
  * own object always; the interpreter's when Python frames were spliced in (without them, the
@@ -69,7 +69,7 @@ int hs_python_register(const hs_python_ops *ops)
         if (guard)
             hs_guard_leave();
     }
-    atomic_store_explicit(&py_ops, ops, memory_order_release);
+    atomic_store_explicit(&hs_py_ops, ops, memory_order_release);
     return 0;
 }
 
@@ -84,9 +84,9 @@ static int dropped(uintptr_t pc, int n, int with_interp)
 #define PY_MAX 128          /* Python frames asked for: beyond, a stack is cut anyway */
 #define OUT_MAX 512
 
-int hs_py_splice(uintptr_t *pcs, int n, int cap)
+int hs_py_splice_frames(uintptr_t *pcs, int n, int cap)
 {
-    const hs_python_ops *ops = atomic_load_explicit(&py_ops, memory_order_acquire);
+    const hs_python_ops *ops = atomic_load_explicit(&hs_py_ops, memory_order_acquire);
     if (ops == NULL)
         return n;
     uintptr_t py[PY_MAX];
@@ -133,7 +133,7 @@ static pyent *_Atomic chunks[NCHUNKS];
 int hs_py_resolve_frame(uintptr_t tagged, const hs_sym_frame **out)
 {
     static const hs_sym_frame unknown = { "<unknown>", 0, "", "", "", 0 };
-    const hs_python_ops *ops = atomic_load_explicit(&py_ops, memory_order_acquire);
+    const hs_python_ops *ops = atomic_load_explicit(&hs_py_ops, memory_order_acquire);
     uint64_t id = (uint64_t)tagged & ~HS_PYFRAME_TAG;
     *out = &unknown;
     if (ops == NULL || id >= (uint64_t)CHUNK * NCHUNKS)

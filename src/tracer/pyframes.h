@@ -57,7 +57,14 @@ HS_API int hs_python_register(const hs_python_ops *ops);
 /* Splices the Python frames into a captured stack (n addresses, room for cap) and drops the
  * provider's own frames, and the interpreter's when Python frames were spliced in; returns the
  * new length.  No provider: the stack is unchanged. */
-HS_HIDDEN int hs_py_splice(uintptr_t *pcs, int n, int cap);
+HS_HIDDEN int hs_py_splice_frames(uintptr_t *pcs, int n, int cap);
+HS_HIDDEN extern const hs_python_ops *_Atomic hs_py_ops;
+static inline int hs_py_splice(uintptr_t *pcs, int n, int cap)
+{
+    if (HS_LIKELY(atomic_load_explicit(&hs_py_ops, memory_order_relaxed) == NULL))
+        return n;                           /* no provider: the common case, without a call */
+    return hs_py_splice_frames(pcs, n, cap);
+}
 /* The frame of a tagged Python frame (always 1 frame, stable). */
 HS_HIDDEN int hs_py_resolve_frame(uintptr_t tagged, const hs_sym_frame **out);
 #endif
