@@ -21,6 +21,8 @@
 #include "tracer.h"
 
 #include <errno.h>
+#include <sched.h>
+#include <time.h>
 #include <sys/mman.h>
 
 static _Atomic size_t mapped_bytes;
@@ -309,16 +311,47 @@ static inline uintptr_t p_addr(packed e) { return e.a & ADDR_MASK; }
 static inline size_t p_size(packed e) { return (size_t)((e.a >> ADDR_BITS) << 32 | e.b >> 32); }
 static inline uint32_t p_stack(packed e) { return (uint32_t)e.b; }
 
+/* A live shard's lock: taken on every malloc and free, held for a few probes (for longer only while
+ * its table grows, or while a snapshot or a fork holds every shard).  Test-and-set: one atomic
+ * instruction to take it and a plain store to release it, where a mutex costs two atomic
+ * instructions and two calls.  A waiter spins a little, then yields, then sleeps (a real-time
+ * thread that only yielded could keep a lower-priority holder from ever running). */
+typedef struct live_lock_t { _Atomic int held; } live_lock_t;
+
+static __attribute__((noinline)) void live_lock_wait(live_lock_t *l)
+{
+    for (unsigned spins = 0;; spins++) {
+        if (!atomic_load_explicit(&l->held, memory_order_relaxed) &&
+            !atomic_exchange_explicit(&l->held, 1, memory_order_acquire))
+            return;
+        if (spins < 64)
+            __builtin_ia32_pause();
+        else if (spins < 1024)
+            sched_yield();
+        else
+            nanosleep(&(struct timespec){ 0, 50000 }, NULL);
+    }
+}
+
+static inline void live_lock(live_lock_t *l)
+{
+    if (HS_UNLIKELY(atomic_exchange_explicit(&l->held, 1, memory_order_acquire)))
+        live_lock_wait(l);
+}
+
+static inline void live_unlock(live_lock_t *l)
+{
+    atomic_store_explicit(&l->held, 0, memory_order_release);
+}
+
 typedef struct live_shard {
-    pthread_mutex_t lock;
+    live_lock_t lock;
     packed *ents;
     size_t cap;
     _Atomic size_t count;                    /* changed under lock; read racily for sizing */
 } __attribute__((aligned(64))) live_shard;
 
-static live_shard live[LIVE_SHARDS] = {
-    [0 ... LIVE_SHARDS - 1] = { .lock = PTHREAD_MUTEX_INITIALIZER },
-};
+static live_shard live[LIVE_SHARDS];
 
 /* A block's home slot: its 1 KiB address region picks a pseudo-random group of 64 slots, its
  * address within the region a slot in the group.  Blocks allocated one after another lie side by
@@ -406,9 +439,15 @@ static ptrdiff_t live_find_unlocked(live_shard *sh, uintptr_t addr, uint64_t h)
 static void live_remove_at_unlocked(live_shard *sh, size_t i)
 {
     size_t cap = sh->cap;
+    uintptr_t region = 0;                    /* neighbours mostly share a region: one hash each */
+    size_t group = 0;
     for (size_t j = live_next(i, cap); sh->ents[j].a != 0; j = live_next(j, cap)) {
         uintptr_t a = p_addr(sh->ents[j]);
-        size_t home = live_home(addr_hash(a), a, cap);
+        if ((a >> (LIVE_GROUP_BITS + 4)) != region) {
+            region = a >> (LIVE_GROUP_BITS + 4);
+            group = live_home(addr_hash(a), 0, cap);
+        }
+        size_t home = group + ((a >> 4) & (LIVE_GROUP - 1));
         /* Move ents[j] into the hole at i when its home is not in (i, j] (cyclically). */
         size_t dist_home = j >= home ? j - home : j + cap - home;
         size_t dist_hole = j >= i ? j - i : j + cap - i;
@@ -529,7 +568,7 @@ int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack
     uint64_t h = addr_hash(addr);
     live_shard *sh = shard_of(h);
     int r = 0;
-    pthread_mutex_lock(&sh->lock);
+    live_lock(&sh->lock);
     if (!hs_tracing()) {                     /* stopped while we unwound */
         r = -ECANCELED;
         goto out;
@@ -553,7 +592,7 @@ int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack
     atomic_store_explicit(&sh->count, sh->count + 1, memory_order_relaxed);
     hs_count_add(size);
 out:
-    pthread_mutex_unlock(&sh->lock);
+    live_unlock(&sh->lock);
     return r;
 }
 
@@ -585,7 +624,7 @@ static int live_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
     }
     uint64_t h = addr_hash(addr);
     live_shard *sh = shard_of(h);
-    pthread_mutex_lock(&sh->lock);
+    live_lock(&sh->lock);
     ptrdiff_t i = live_find_unlocked(sh, addr, h);
     if (i >= 0) {
         packed e = sh->ents[i];
@@ -596,7 +635,7 @@ static int live_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
             live_remove_at_unlocked(sh, (size_t)i);
         }
     }
-    pthread_mutex_unlock(&sh->lock);
+    live_unlock(&sh->lock);
     return i >= 0;
 }
 
@@ -613,7 +652,7 @@ int hs_live_get(unsigned int domain, uintptr_t addr, hs_live *out)
 static void lock_live_all(void)
 {
     for (int i = 0; i < LIVE_SHARDS; i++)
-        pthread_mutex_lock(&live[i].lock);
+        live_lock(&live[i].lock);
     pthread_mutex_lock(&wide_lock);
 }
 
@@ -621,7 +660,7 @@ static void unlock_live_all(void)
 {
     pthread_mutex_unlock(&wide_lock);
     for (int i = LIVE_SHARDS - 1; i >= 0; i--)
-        pthread_mutex_unlock(&live[i].lock);
+        live_unlock(&live[i].lock);
 }
 
 static size_t live_count_racy(void)
@@ -710,7 +749,7 @@ void hs_tables_reinit_locks(void)
     for (int i = 0; i < STACK_SHARDS; i++)
         memcpy(&stacks[i].lock, &mutex_init, sizeof(mutex_init));
     for (int i = 0; i < LIVE_SHARDS; i++)
-        memcpy(&live[i].lock, &mutex_init, sizeof(mutex_init));
+        atomic_store(&live[i].lock.held, 0);
     memcpy(&wide_lock, &mutex_init, sizeof(mutex_init));
     memcpy(&tcache_lock, &mutex_init, sizeof(mutex_init));
 }
