@@ -183,9 +183,11 @@ HS_HIDDEN void hs_record_free(void *p) { record_free(p, NULL); }
 
 #define HOOK __attribute__((visibility("default")))
 
-/* This file is built with frame pointers (Makefile): in a hook, the frame address is where the
- * program's frame pointer is saved, with the return address into the program above it, so the
- * stack walk starts in the program's frame instead of stepping through the tracer's own. */
+/* In a hook, the frame address is where the program's frame pointer is saved, with the return
+ * address into the program above it, so the stack walk starts in the program's frame instead of
+ * stepping through the tracer's own.  A function that takes its frame address gets a frame
+ * pointer from GCC and Clang whatever the flags (checked with both); the Makefile builds this
+ * file with frame pointers besides. */
 #define HOOK_FRAME __builtin_frame_address(0)
 
 HOOK void *malloc(size_t n)

@@ -358,7 +358,7 @@ static live_shard live[LIVE_SHARDS];
  * side in memory, and so do their entries: a run of mallocs or frees touches a few cache lines
  * and one page of the table instead of one random line each (that miss was a third of the
  * traced time of an allocation-heavy Python workload).  Malloc's blocks are 16-byte aligned, so
- * the blocks of one region never share a home slot.  The shard comes from the mixed bits. */
+ * the blocks of one region never share a home slot.  The shard comes from the hash (below). */
 #define LIVE_GROUP_BITS 6
 #define LIVE_GROUP (1u << LIVE_GROUP_BITS)
 /* Fibonacci hashing of the region number: one multiply (this runs on every malloc and free, twice,
