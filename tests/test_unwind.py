@@ -123,3 +123,19 @@ def test_clang(tmp_path, frames):
     _, reports = run_checked([real("clang++"), "-O1", "-c", src, "-o", tmp_path / "t.o"], tmp_path,
                              frames=frames)
     assert_mostly_fast(reports)
+
+
+def test_perl(tmp_path):
+    _, reports = run_checked([real("perl"), "-e",
+                              "my %h; $h{$_} = [1 .. 5] for 1 .. 20000; print scalar(keys %h)"],
+                             tmp_path)
+    assert_mostly_fast(reports)
+
+
+def test_node(tmp_path):
+    """A JIT: stacks through generated code (no unwind information) go to libunwind, the others
+    are walked fast; node's worker threads too."""
+    _, reports = run_checked([real("node"), "-e",
+                              "let a = []; for (let i = 0; i < 100000; i++) a.push({x: i, s: 'v' + i});"
+                              " console.log(a.length)"], tmp_path)
+    assert_mostly_fast(reports, at_least=0.9)
