@@ -56,13 +56,15 @@ uint32_t hs_capture_stack(const void *frame)
     if (HS_UNLIKELY(!atomic_load_explicit(&capture_ready, memory_order_acquire)))
         capture_init();
     int limit = atomic_load_explicit(&hs_st.limit, memory_order_relaxed);
-    int want = limit + HS_EXTRA_FRAMES + 8;  /* + our own few frames */
+    int want = limit + HS_EXTRA_FRAMES;
+    int room = want + HS_UNWIND_OWN_FRAMES;
     uintptr_t small[HS_STACK_BUF], *pcs = small;
-    if (want > HS_STACK_BUF) {
-        pcs = hs_malloc((size_t)want * sizeof(*pcs));
+    if (room > HS_STACK_BUF) {
+        pcs = hs_malloc((size_t)room * sizeof(*pcs));
         if (pcs == NULL) {
             pcs = small;
-            want = HS_STACK_BUF;
+            room = HS_STACK_BUF;
+            want = room - HS_UNWIND_OWN_FRAMES;
         }
     }
     int n = hs_unwind(pcs, want, frame);
@@ -72,7 +74,7 @@ uint32_t hs_capture_stack(const void *frame)
     for (int i = 0; i < n; i++)
         if (pcs[i] < self_lo || pcs[i] >= self_hi)
             pcs[keep++] = pcs[i];
-    keep = hs_py_splice(pcs, keep, want);    /* Python frames, when a provider is registered */
+    keep = hs_py_splice(pcs, keep, room);    /* Python frames, when a provider is registered */
     if (keep > limit + HS_EXTRA_FRAMES)
         keep = limit + HS_EXTRA_FRAMES;
     uint32_t id = hs_stacks_intern(pcs, (uint32_t)keep);

@@ -10,12 +10,16 @@
 
 #include "../common/common.h"
 
-/* Fills pcs[0..max) with return addresses of the calling thread, most recent first, beginning
- * with the caller of hs_unwind, or with the return address of frame: the frame address of a
- * function built with frame pointers (its caller's saved frame pointer, then its return address),
- * further up this thread's stack.  Returns how many (0 when the stack cannot be read).
+/* Fills pcs with return addresses of the calling thread, most recent first, and returns how many
+ * (0 when the stack cannot be read).  The walk begins with the return address of frame: the frame
+ * address of a function built with frame pointers (its caller's saved frame pointer, then its
+ * return address), further up this thread's stack; then up to max addresses are the program's.
+ * Without frame, or when the walk cannot start there (libunwind's), it begins with the caller of
+ * hs_unwind, and up to HS_UNWIND_OWN_FRAMES more addresses may be the tracer's own: pcs must have
+ * room for max + HS_UNWIND_OWN_FRAMES.
  * pre: the reentrancy guard is held (the unwinder may allocate); no tracer lock is held (it calls
  * dl_iterate_phdr, which takes the loader lock). */
+#define HS_UNWIND_OWN_FRAMES 8
 HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max, const void *frame);
 
 /* Once, before the first hs_unwind (guard held). */

@@ -561,6 +561,8 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *fra
 {
     if (max <= 0)
         return 0;
+    if (frame == NULL)
+        max += HS_UNWIND_OWN_FRAMES;         /* the walk starts in the tracer's frames */
     if (HS_LIKELY(fast_ok)) {
         int n = cfi_walk(pcs, max, frame);
         if (n >= 0) {
@@ -573,6 +575,8 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *fra
 #ifdef HS_UNWIND_CHECK
     atomic_fetch_add(&check_slow, 1);
 #endif
+    if (frame != NULL)
+        max += HS_UNWIND_OWN_FRAMES;         /* libunwind starts in the tracer's frames */
     hs_loader_use_begin();                   /* libunwind: no walk in flight across a fork */
     int n = hs_unwind_slow(pcs, max);
     hs_loader_use_end();

@@ -62,32 +62,34 @@ static void check_print(const char *who, const uintptr_t *pcs, int n)
 
 /* Both lists are cut at max before the tracer's and libunwind's frames are dropped: compare the
  * shorter, and the lengths only when neither was cut. */
-static int check_same(const uintptr_t *a, int na, int n, const uintptr_t *b, int nb, int m, int max)
+static int check_same(const uintptr_t *a, int na, int n, int max, const uintptr_t *b, int nb, int m,
+                      int ref_max)
 {
     int k = na < nb ? na : nb;
     for (int i = 0; i < k; i++)
         if (a[i] != b[i])
             return 0;
-    return !(n < max && m < max && na != nb);
+    return !(n < max && m < ref_max && na != nb);
 }
 
 static void unwind_check(const uintptr_t *pcs, int n, int max)
 {
     uintptr_t ref[512], a[512], b[512];
-    if (max > 512)
-        max = 512;
+    if (max > 512 - HS_UNWIND_OWN_FRAMES)
+        max = 512 - HS_UNWIND_OWN_FRAMES;
+    int ref_max = max + HS_UNWIND_OWN_FRAMES;   /* libunwind walks the tracer's frames too */
     hs_loader_use_begin();
-    int m = hs_unwind_slow(ref, max);
+    int m = hs_unwind_slow(ref, ref_max);
     hs_loader_use_end();
     int na = check_keep(pcs, n < max ? n : max, a), nb = check_keep(ref, m, b);
     atomic_fetch_add(&check_stacks, 1);
-    int same = check_same(a, na, n, b, nb, m, max);
+    int same = check_same(a, na, n, max, b, nb, m, ref_max);
     if (!same) {
         hs_loader_use_begin();
-        m = hs_unwind_slow_fresh(ref, max);
+        m = hs_unwind_slow_fresh(ref, ref_max);
         hs_loader_use_end();
         nb = check_keep(ref, m, b);
-        same = check_same(a, na, n, b, nb, m, max);
+        same = check_same(a, na, n, max, b, nb, m, ref_max);
         if (same)
             atomic_fetch_add(&check_stale, 1);
     }
