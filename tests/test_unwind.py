@@ -62,8 +62,9 @@ def test_signal_handlers(tmp_path):
 
 def test_library_reloaded_at_the_same_address(tmp_path):
     """libswap1 and libswap2 are the same code with other frame sizes, loaded in turn, mostly at the
-    same address: rules read from one must be forgotten at dlclose.  libunwind's own per-thread
-    cache does not forget them (the check build then asks a fresh unw_step walk)."""
+    same address: rules read from one must be forgotten at dlclose, by the fast unwinder and by
+    libunwind (whose unw_backtrace cache did not forget them: stacks stopped early, and the
+    program crashed in 7 of 150 runs under load)."""
     r, reports = run_checked([PROGS / "dlswap", PROGS / "libswap1.so", PROGS / "libswap2.so", "20"],
                              tmp_path)
     m = re.search(r"loaded where the last one was (\d+)", r.stdout)
@@ -82,14 +83,14 @@ def real(name):
 
 def test_python(tmp_path):
     _, reports = run_checked([real("python3"), ROOT / "bench" / "workloads" / "json_dicts.py",
-                              "3000", "1"], tmp_path)
+                              "1000", "1"], tmp_path)
     assert_mostly_fast(reports)
 
 
 def test_sqlite(tmp_path):
     script = tmp_path / "s.sql"
     script.write_text("CREATE TABLE t(a INTEGER, b TEXT);\n"
-                      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 20000)\n"
+                      "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < 5000)\n"
                       "INSERT INTO t SELECT x, printf('row %d', x) FROM c;\n"
                       "CREATE INDEX tb ON t(b);\n"
                       "SELECT count(*), sum(length(b)) FROM t GROUP BY a % 7;\n")
@@ -108,7 +109,7 @@ def test_shell_and_children(tmp_path):
 
 def test_jq(tmp_path):
     data = tmp_path / "d.json"
-    data.write_text("[" + ",".join('{"x": %d, "name": "n%d"}' % (i % 11, i) for i in range(20000)) + "]")
+    data.write_text("[" + ",".join('{"x": %d, "name": "n%d"}' % (i % 11, i) for i in range(5000)) + "]")
     _, reports = run_checked([real("jq"), "[.[]|select(.x>5)|.name]|length", data], tmp_path)
     assert_mostly_fast(reports)
 
@@ -117,9 +118,9 @@ def test_jq(tmp_path):
 def test_clang(tmp_path, frames):
     """A C++ compiler: deep stacks through one big library (libclang-cpp)."""
     src = tmp_path / "t.cc"
-    src.write_text("#include <map>\n#include <string>\n#include <regex>\n"
+    src.write_text("#include <map>\n#include <string>\n"
                    "int f(const std::string &s) { std::map<std::string, int> m; m[s] = 1;\n"
-                   "  return std::regex_match(s, std::regex(\"a+\")) + m.size(); }\n")
+                   "  return m.size(); }\n")
     _, reports = run_checked([real("clang++"), "-O1", "-c", src, "-o", tmp_path / "t.o"], tmp_path,
                              frames=frames)
     assert_mostly_fast(reports)
@@ -127,7 +128,7 @@ def test_clang(tmp_path, frames):
 
 def test_perl(tmp_path):
     _, reports = run_checked([real("perl"), "-e",
-                              "my %h; $h{$_} = [1 .. 5] for 1 .. 20000; print scalar(keys %h)"],
+                              "my %h; $h{$_} = [1 .. 5] for 1 .. 5000; print scalar(keys %h)"],
                              tmp_path)
     assert_mostly_fast(reports)
 
@@ -136,6 +137,6 @@ def test_node(tmp_path):
     """A JIT: stacks through generated code (no unwind information) go to libunwind, the others
     are walked fast; node's worker threads too."""
     _, reports = run_checked([real("node"), "-e",
-                              "let a = []; for (let i = 0; i < 100000; i++) a.push({x: i, s: 'v' + i});"
+                              "let a = []; for (let i = 0; i < 20000; i++) a.push({x: i, s: 'v' + i});"
                               " console.log(a.length)"], tmp_path)
     assert_mostly_fast(reports, at_least=0.9)

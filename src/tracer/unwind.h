@@ -28,6 +28,7 @@ HS_HIDDEN void hs_unwind_init(void);
 /* libunwind, for the stacks hs_unwind cannot walk itself; same contract as hs_unwind. */
 HS_HIDDEN int hs_unwind_slow(uintptr_t *pcs, int max);
 HS_HIDDEN void hs_unwind_slow_init(void);
+HS_HIDDEN void hs_unwind_slow_forget(void);  /* an object is unloaded: drop libunwind's rules */
 
 /* An object is about to be unloaded: forget the frame rules read from it (another object may be
  * loaded at its addresses).  Any thread, any time. */

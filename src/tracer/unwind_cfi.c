@@ -477,9 +477,16 @@ static inline uint64_t rule_for(uintptr_t pc, uint64_t gen)
     return rule_miss(pc, gen);
 }
 
+static _Atomic int slow_ready;               /* libunwind set up: its cache may be flushed */
+
 void hs_unwind_forget(void)
 {
     atomic_fetch_add_explicit(&generation, 1, memory_order_relaxed);
+    if (atomic_load_explicit(&slow_ready, memory_order_acquire)) {
+        hs_loader_use_begin();               /* libunwind's lock: not held across a fork */
+        hs_unwind_slow_forget();
+        hs_loader_use_end();
+    }
 }
 
 /* ---- the walk --------------------------------------------------------------------------------- */
@@ -542,6 +549,7 @@ static int fast_ok;
 void hs_unwind_init(void)
 {
     hs_unwind_slow_init();
+    atomic_store_explicit(&slow_ready, 1, memory_order_release);
     *(void **)&find_object = dlsym(RTLD_DEFAULT, "_dl_find_object");
     if (find_object == NULL)
         return;

@@ -23,8 +23,7 @@ static FILE *check_out(void)
     return f;
 }
 
-static _Atomic unsigned long check_stacks, check_differ, check_slow, check_stale;
-HS_HIDDEN int hs_unwind_slow_fresh(uintptr_t *pcs, int max);
+static _Atomic unsigned long check_stacks, check_differ, check_slow;
 #include <link.h>
 
 static int check_foreign(uintptr_t pc)
@@ -84,15 +83,6 @@ static void unwind_check(const uintptr_t *pcs, int n, int max)
     int na = check_keep(pcs, n < max ? n : max, a), nb = check_keep(ref, m, b);
     atomic_fetch_add(&check_stacks, 1);
     int same = check_same(a, na, n, max, b, nb, m, ref_max);
-    if (!same) {
-        hs_loader_use_begin();
-        m = hs_unwind_slow_fresh(ref, ref_max);
-        hs_loader_use_end();
-        nb = check_keep(ref, m, b);
-        same = check_same(a, na, n, max, b, nb, m, ref_max);
-        if (same)
-            atomic_fetch_add(&check_stale, 1);
-    }
     if (!same && atomic_fetch_add(&check_differ, 1) < 5) {
         fprintf(check_out(), "heapsnap unwind check: stacks differ (pid %d)\n", (int)getpid());
         check_print("cfi", a, na);
@@ -102,9 +92,6 @@ static void unwind_check(const uintptr_t *pcs, int n, int max)
 
 __attribute__((destructor)) static void unwind_check_report(void)
 {
-    fprintf(check_out(),
-            "heapsnap unwind check: %lu stacks, %lu differ, %lu left to libunwind, %lu where "
-            "libunwind's cache was stale\n",
-            (unsigned long)check_stacks, (unsigned long)check_differ, (unsigned long)check_slow,
-            (unsigned long)check_stale);
+    fprintf(check_out(), "heapsnap unwind check: %lu stacks, %lu differ, %lu left to libunwind\n",
+            (unsigned long)check_stacks, (unsigned long)check_differ, (unsigned long)check_slow);
 }
