@@ -156,6 +156,14 @@ static reg_rule *tracked(row *r, uint64_t reg, uint64_t ra_reg)
     return NULL;
 }
 
+/* Sets reg's rule when it is one the walk follows (the frame pointer, the return address). */
+static void set_rule(row *r, const cie *ci, uint64_t reg, reg_rule rule)
+{
+    reg_rule *rr = tracked(r, reg, ci->ra_reg);
+    if (rr != NULL)
+        *rr = rule;
+}
+
 /* Runs insns, moving loc, until the row for pc is reached.  init is the CIE's row (for
  * DW_CFA_restore), NULL while running the CIE's own instructions.  0, or -1 when unreadable. */
 static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uintptr_t loc,
@@ -167,17 +175,13 @@ static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uint
     while (c.p < c.end && !c.bad) {
         uint8_t op = *c.p++;
         uint64_t reg, delta = 0;
-        reg_rule *rr;
         switch (op & 0xc0) {
         case 0x40:                                                   /* advance_loc */
             delta = (op & 0x3f) * ci->code_align;
             goto advance;
         case 0x80:                                                   /* offset */
             reg = op & 0x3f;
-            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OFFSET, (int64_t)get_uleb(&c) * ci->data_align };
-            else
-                (void)get_uleb(&c);
+            set_rule(r, ci, reg, (reg_rule){ K_OFFSET, (int64_t)get_uleb(&c) * ci->data_align });
             continue;
         case 0xc0:                                                   /* restore */
             reg = op & 0x3f;
@@ -197,23 +201,17 @@ static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uint
         case 0x04: delta = get_fixed(&c, 4) * ci->code_align; goto advance;
         case 0x05:                                                   /* offset_extended */
             reg = get_uleb(&c);
-            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OFFSET, (int64_t)get_uleb(&c) * ci->data_align };
-            else
-                (void)get_uleb(&c);
+            set_rule(r, ci, reg, (reg_rule){ K_OFFSET, (int64_t)get_uleb(&c) * ci->data_align });
             continue;
         case 0x06: reg = get_uleb(&c); goto restore;                 /* restore_extended */
         case 0x07:                                                   /* undefined */
-            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_UNDEF, 0 };
+            set_rule(r, ci, get_uleb(&c), (reg_rule){ K_UNDEF, 0 });
             continue;
         case 0x08:                                                   /* same_value */
-            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_SAME, 0 };
+            set_rule(r, ci, get_uleb(&c), (reg_rule){ K_SAME, 0 });
             continue;
         case 0x09:                                                   /* register */
-            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OTHER, 0 };
+            set_rule(r, ci, get_uleb(&c), (reg_rule){ K_OTHER, 0 });
             (void)get_uleb(&c);
             continue;
         case 0x0a:                                                   /* remember_state */
@@ -246,16 +244,12 @@ static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uint
             continue;
         case 0x10:                                                   /* expression */
         case 0x16:                                                   /* val_expression */
-            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OTHER, 0 };
+            set_rule(r, ci, get_uleb(&c), (reg_rule){ K_OTHER, 0 });
             c.p += get_uleb(&c);
             continue;
         case 0x11:                                                   /* offset_extended_sf */
             reg = get_uleb(&c);
-            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OFFSET, get_sleb(&c) * ci->data_align };
-            else
-                (void)get_sleb(&c);
+            set_rule(r, ci, reg, (reg_rule){ K_OFFSET, get_sleb(&c) * ci->data_align });
             continue;
         case 0x12:                                                   /* def_cfa_sf */
             reg = get_uleb(&c);
@@ -264,22 +258,17 @@ static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uint
             continue;
         case 0x13: r->cfa_off = get_sleb(&c) * ci->data_align; continue;  /* def_cfa_offset_sf */
         case 0x14:                                                   /* val_offset */
-            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OTHER, 0 };
+            set_rule(r, ci, get_uleb(&c), (reg_rule){ K_OTHER, 0 });
             (void)get_uleb(&c);
             continue;
         case 0x15:                                                   /* val_offset_sf */
-            if ((rr = tracked(r, get_uleb(&c), ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OTHER, 0 };
+            set_rule(r, ci, get_uleb(&c), (reg_rule){ K_OTHER, 0 });
             (void)get_sleb(&c);
             continue;
         case 0x2e: (void)get_uleb(&c); continue;                     /* GNU_args_size */
         case 0x2f:                                                   /* GNU_negative_offset_extended */
             reg = get_uleb(&c);
-            if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
-                *rr = (reg_rule){ K_OFFSET, -(int64_t)get_uleb(&c) * ci->data_align };
-            else
-                (void)get_uleb(&c);
+            set_rule(r, ci, reg, (reg_rule){ K_OFFSET, -(int64_t)get_uleb(&c) * ci->data_align });
             continue;
         default:
             return -1;                                               /* unknown: refuse */
@@ -292,8 +281,8 @@ static int run_cfa(const cie *ci, const uint8_t *insns, const uint8_t *end, uint
     restore:
         if (init == NULL)
             return -1;
-        if ((rr = tracked(r, reg, ci->ra_reg)) != NULL)
-            *rr = *tracked((row *)init, reg, ci->ra_reg);
+        if (tracked(r, reg, ci->ra_reg) != NULL)
+            set_rule(r, ci, reg, *tracked((row *)init, reg, ci->ra_reg));
         continue;
     }
     return c.bad ? -1 : 0;
@@ -569,13 +558,13 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *fra
 {
     if (max <= 0)
         return 0;
-    if (frame == NULL)
-        max += HS_UNWIND_OWN_FRAMES;         /* the walk starts in the tracer's frames */
+    int room = max + HS_UNWIND_OWN_FRAMES;   /* a walk from here records the tracer's frames */
     if (HS_LIKELY(fast_ok)) {
-        int n = cfi_walk(pcs, max, frame);
+        int want = frame != NULL ? max : room;
+        int n = cfi_walk(pcs, want, frame);
         if (n >= 0) {
 #ifdef HS_UNWIND_CHECK
-            unwind_check(pcs, n, max);
+            unwind_check(pcs, n, want);
 #endif
             return n;
         }
@@ -583,10 +572,8 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *fra
 #ifdef HS_UNWIND_CHECK
     atomic_fetch_add(&check_slow, 1);
 #endif
-    if (frame != NULL)
-        max += HS_UNWIND_OWN_FRAMES;         /* libunwind starts in the tracer's frames */
     hs_loader_use_begin();                   /* libunwind: no walk in flight across a fork */
-    int n = hs_unwind_slow(pcs, max);
+    int n = hs_unwind_slow(pcs, room);
     hs_loader_use_end();
     return n;
 }
