@@ -155,12 +155,14 @@ PROG_BIN := $(patsubst tests/progs/%.c,$(B)/progs/%,$(filter-out tests/progs/lib
             $(patsubst tests/progs/%.c,$(B)/progs/%.so,$(filter tests/progs/lib%,$(PROG_SRC)))
 $(B)/progs/%: tests/progs/%.c
 	@mkdir -p $(dir $@)
-	$(CC) -Iinclude -O0 -g -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
+	$(CC) -Iinclude $(PROG_OPT) -g -Wall -Wextra -Werror -o $@ $< -ldl -lpthread
 $(B)/progs/%: tests/progs/%.cc
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -g -Wall -Wextra -Werror -o $@ $< -lpthread
 LIBPROG_OPT = -O0
 # CFAs relative to %rsp, the same code in both
+PROG_OPT = -O0
+$(B)/progs/walkmemo: PROG_OPT = -O2           # frames without a frame pointer too
 $(B)/progs/libswap1.so $(B)/progs/libswap2.so: LIBPROG_OPT = -O2 -fomit-frame-pointer
 $(B)/progs/lib%.so: tests/progs/lib%.c
 	@mkdir -p $(dir $@)

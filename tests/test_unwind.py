@@ -4,7 +4,10 @@ A check build of the tracer (build/uwcheck/libheapsnap.so, `make check` builds i
 stack twice, with the fast unwinder and with libunwind, and counts the stacks whose frames differ
 (src/tracer/unwind_check.h).  Each program here, real ones included, must end with no difference,
 and the fast unwinder must have walked nearly all of its stacks itself: a fallback that quietly
-took every stack would pass the comparison and lose the speed."""
+took every stack would pass the comparison and lose the speed.  The same goes for the walk memo
+(a walk replays the outer frames it shares with the thread's last one): its replays are checked
+like any walk, and the tests that count on it assert that it was used."""
+import collections
 import re
 import shutil
 import subprocess
@@ -15,31 +18,41 @@ from conftest import BUILD, ROOT, clean_env
 
 CHECK_LIB = BUILD / "uwcheck" / "libheapsnap.so"
 PROGS = BUILD / "progs"
-REPORT = re.compile(r"heapsnap unwind check: (\d+) stacks, (\d+) differ, (\d+) left to libunwind")
+REPORT = re.compile(r"heapsnap unwind check: (\d+) stacks, (\d+) differ, (\d+) left to libunwind; "
+                    r"memo: (\d+) replays, (\d+) frames replayed, (\d+) walks stepped on after a replay")
+Report = collections.namedtuple("Report", "stacks differ slow replays replayed resumed")
 
 pytestmark = pytest.mark.skipif(not CHECK_LIB.exists(), reason="make check builds " + str(CHECK_LIB))
 
 
 def run_checked(argv, tmp_path, frames=16, timeout=300, stdin=None, cwd=None):
-    """Runs argv under the check build; returns the (stacks, differ, slow) of every process."""
+    """Runs argv under the check build; returns the Report of every process."""
     log = tmp_path / "check.log"
     env = clean_env(LD_PRELOAD=CHECK_LIB, HEAPSNAP_FRAMES=frames, HS_UNWIND_CHECK_LOG=log,
                     HEAPSNAP_OUTPUT=tmp_path / "final.hsnap", PYTHONMALLOC="malloc")
     r = subprocess.run([str(a) for a in argv], env=env, capture_output=True, text=True,
                        timeout=timeout, stdin=stdin, cwd=cwd)
     text = log.read_text() if log.exists() else ""
-    reports = [tuple(map(int, m.groups())) for m in REPORT.finditer(text)]
+    reports = [Report(*map(int, m.groups())) for m in REPORT.finditer(text)]
     assert reports, "no check report (exit %d): %s" % (r.returncode, r.stderr[-2000:])
-    for stacks, differ, slow in reports:
-        assert differ == 0, text[-4000:]
+    for rep in reports:
+        assert rep.differ == 0, text[-4000:]
     return r, reports
 
 
+def total(reports, field):
+    return sum(getattr(rep, field) for rep in reports)
+
+
 def assert_mostly_fast(reports, at_least=0.95):
-    stacks = sum(s for s, _, _ in reports)
-    slow = sum(s for _, _, s in reports)
+    stacks, slow = total(reports, "stacks"), total(reports, "slow")
     assert stacks > 0
     assert stacks - slow >= at_least * stacks, "%d of %d stacks left to libunwind" % (slow, stacks)
+
+
+def assert_memo_used(reports):
+    """Some walks replayed frames from the memo (and were checked like the others)."""
+    assert total(reports, "replayed") > 0, reports
 
 
 @pytest.mark.parametrize("prog,args", [
@@ -57,7 +70,7 @@ def test_test_programs(tmp_path, prog, args):
 def test_signal_handlers(tmp_path):
     """Handlers that allocate: the signal frame goes to libunwind, and the stacks agree."""
     r, reports = run_checked([PROGS / "noharm_signals"], tmp_path)
-    assert sum(s for s, _, _ in reports) > 0
+    assert total(reports, "stacks") > 0
 
 
 def test_library_reloaded_at_the_same_address(tmp_path):
@@ -69,9 +82,23 @@ def test_library_reloaded_at_the_same_address(tmp_path):
                              tmp_path)
     m = re.search(r"loaded where the last one was (\d+)", r.stdout)
     assert m and int(m.group(1)) >= 5, r.stdout      # else the case is not exercised
-    assert sum(s for s, _, _ in reports) >= 20 * 50
-    for _, _, slow in reports:
-        assert slow == 0
+    assert total(reports, "stacks") >= 20 * 50
+    assert total(reports, "slow") == 0
+
+
+@pytest.mark.parametrize("frames", [1, 16, 64, 100])
+def test_walk_memo(tmp_path, frames):
+    """Stacks that share more or less with the one before (tests/progs/walkmemo.c), in three
+    threads: whole replays, replays cut short by a return address that differs (two callers of
+    the same frame size), memos cut at the limit, frames that move.  Limit 100 walks further than
+    a memo holds: no memo, plain walks."""
+    r, reports = run_checked([PROGS / "walkmemo", "1500"], tmp_path, frames=frames)
+    assert r.returncode == 0 and r.stdout == "done\n"
+    assert total(reports, "stacks") >= 3 * 1500 * 7
+    assert total(reports, "slow") == 0
+    if frames < 100:
+        assert_memo_used(reports)
+        assert total(reports, "resumed") > 0, reports
 
 
 def real(name):
@@ -85,6 +112,7 @@ def test_python(tmp_path):
     _, reports = run_checked([real("python3"), ROOT / "bench" / "workloads" / "json_dicts.py",
                               "1000", "1"], tmp_path)
     assert_mostly_fast(reports)
+    assert_memo_used(reports)
 
 
 def test_sqlite(tmp_path):
@@ -112,6 +140,7 @@ def test_jq(tmp_path):
     data.write_text("[" + ",".join('{"x": %d, "name": "n%d"}' % (i % 11, i) for i in range(5000)) + "]")
     _, reports = run_checked([real("jq"), "[.[]|select(.x>5)|.name]|length", data], tmp_path)
     assert_mostly_fast(reports)
+    assert_memo_used(reports)
 
 
 @pytest.mark.parametrize("frames", [1, 64])
@@ -124,6 +153,7 @@ def test_clang(tmp_path, frames):
     _, reports = run_checked([real("clang++"), "-O1", "-c", src, "-o", tmp_path / "t.o"], tmp_path,
                              frames=frames)
     assert_mostly_fast(reports)
+    assert_memo_used(reports)
 
 
 def test_perl(tmp_path):

@@ -19,6 +19,7 @@
  * copying all shards under all locks gives counters that match the copy.
  */
 #include "tracer.h"
+#include "unwind.h"
 
 #include <errno.h>
 #include <sched.h>
@@ -227,6 +228,7 @@ typedef struct tcache {
     struct tcache *next;                     /* on the free list */
     uint64_t key[TCACHE_SIZE];               /* hash ^ depth; 0 = empty */
     uint32_t id[TCACHE_SIZE];
+    hs_walk_memo memo;                       /* the thread's last stack walk (unwind_cfi.c) */
 } tcache;
 
 static pthread_key_t tcache_key;
@@ -271,6 +273,12 @@ static tcache *tcache_get(void)
     memset(c, 0, sizeof(*c));
     pthread_setspecific(tcache_key, c);
     return c;
+}
+
+hs_walk_memo *hs_thread_walk_memo(void)
+{
+    tcache *c = tcache_get();
+    return c != NULL ? &c->memo : NULL;
 }
 
 uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)

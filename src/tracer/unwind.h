@@ -20,7 +20,26 @@
  * pre: the reentrancy guard is held (the unwinder may allocate); no tracer lock is held (it calls
  * dl_iterate_phdr, which takes the loader lock). */
 #define HS_UNWIND_OWN_FRAMES 8
-HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max, const void *frame);
+typedef struct hs_walk_memo hs_walk_memo;
+HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max, const void *frame, hs_walk_memo *memo);
+
+/* A thread's last walk, step by step, so that the next walk can replay the outer frames it shares
+ * with it instead of stepping them (unwind_cfi.c).  Owned by one thread (tables.c keeps one per
+ * thread); all zero is empty.  memo may be NULL. */
+#define HS_MEMO_STEPS 128
+typedef struct hs_walk_step {
+    uintptr_t sp, bp, at;                    /* the state the step starts from */
+    uintptr_t cfa;                           /* the return address was read at cfa - 8 */
+    uintptr_t ra;
+    uintptr_t bp_at, bp_val;                 /* the caller's frame pointer was read there (0: not) */
+} hs_walk_step;
+struct hs_walk_memo {
+    uint64_t gen;                            /* of the frame rules the steps were taken with */
+    int n;                                   /* steps, outermost first */
+    int more;                                /* the walk stopped at its limit, not at its end */
+    hs_walk_step step[HS_MEMO_STEPS];
+    hs_walk_step scratch[HS_MEMO_STEPS];     /* the steps of the walk in progress */
+};
 
 /* Once, before the first hs_unwind (guard held). */
 HS_HIDDEN void hs_unwind_init(void);

@@ -478,14 +478,67 @@ void hs_unwind_forget(void)
     }
 }
 
+#ifdef HS_UNWIND_CHECK
+#include "unwind_check.h"
+#define CHECK_COUNT(counter, n) atomic_fetch_add(&(counter), (n))
+#else
+#define CHECK_COUNT(counter, n) ((void)0)
+#endif
+
 /* ---- the walk --------------------------------------------------------------------------------- */
 
 #define MAX_FRAME_BYTES ((uintptr_t)64 << 20)
 
+/* A step takes one frame's state (stack pointer, frame pointer, the address it is at) to its
+ * caller's: it looks up the rule of the address, reads the return address below the CFA and
+ * perhaps the saved frame pointer.  Each step needs the load of the one before, so a walk is a
+ * chain of cache lookups and loads, one link per frame.
+ *
+ * The memo: much of a stack stays the same from one allocation to the next (main, an event loop,
+ * an interpreter's loop).  A walk records its steps in the thread's memo; the next walk, on
+ * reaching a state the memo has (the same stack pointer, frame pointer and address), replays the
+ * memo's outer steps instead of taking them.  It checks that each word those steps read still
+ * holds the value it held, and takes the recorded return addresses.  A step is a function of its
+ * state, its rule (fixed within a generation) and the words it reads, so equal words mean equal
+ * steps; and each word checked is the one the walk itself would read next, so a replay reads
+ * nothing a walk would not.  The checks do not wait on one another: they run in parallel where
+ * steps run in sequence.  At the first word that differs the walk goes on stepping from there. */
+
+/* The state after step st. */
+static inline void step_after(const hs_walk_step *st, uintptr_t *sp, uintptr_t *bp, uintptr_t *at)
+{
+    *sp = st->cfa;
+    *bp = st->bp_at != 0 ? st->bp_val : st->bp;
+    *at = st->ra - 1;
+}
+
+/* Makes the memo the walk just taken: the memo's steps [lo, hi] (replayed, or kept from the last
+ * walk beyond where this one stopped), below them the `inner` steps this walk took first
+ * (scratch[0, inner), innermost first), above them the `outer` steps it took after the replay
+ * (scratch[inner, inner + outer)). */
+static void memo_store(hs_walk_memo *m, uint64_t gen, int inner, int outer, int lo, int hi, int more)
+{
+    int kept = hi - lo + 1, n = outer + kept + inner;
+    if (n > HS_MEMO_STEPS) {
+        m->n = 0;
+        return;
+    }
+    if (kept > 0 && lo != outer)
+        memmove(&m->step[outer], &m->step[lo], (size_t)kept * sizeof(m->step[0]));
+    for (int i = 0; i < outer; i++)
+        m->step[outer - 1 - i] = m->scratch[inner + i];
+    for (int i = 0; i < inner; i++)
+        m->step[n - 1 - i] = m->scratch[i];
+    m->n = n;
+    m->gen = gen;
+    m->more = more;
+}
+
 /* Fills pcs with the return addresses above this function's frame, or from frame's; -1 when a
  * frame needs libunwind.  Never inlined: its own frame is the one described by the rule of its own
- * code. */
-static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const void *frame)
+ * code.  memo: the thread's, or NULL. */
+static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const void *frame,
+                                              hs_walk_memo *memo)
 {
     uintptr_t pc, sp, bp;
     __asm__ volatile("lea 0(%%rip), %0\n\tmov %%rsp, %1\n\tmov %%rbp, %2"
@@ -507,11 +560,57 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
         pcs[n++] = pc;
         at = pc - 1;
     }
+    if (memo != NULL && max >= HS_MEMO_STEPS)
+        memo = NULL;                         /* a walk takes at most max + 1 steps */
+    const hs_walk_step *old = NULL;
+    int cur = -1;                            /* the memo's innermost step not yet below sp */
+    if (memo != NULL && memo->gen == gen) {
+        old = memo->step;
+        cur = memo->n - 1;
+    }
+    int k = 0, inner = -1, lo = 0, hi = -1;  /* steps taken; of them before the replay; replayed */
     for (;;) {
+        if (cur >= 0) {
+            while (cur >= 0 && old[cur].sp < sp)
+                cur--;
+            if (cur >= 0 && old[cur].sp == sp && old[cur].at == at && old[cur].bp == bp) {
+                int c = cur, t;
+                cur = -1;
+                inner = k;
+                CHECK_COUNT(check_replays, 1);
+                for (t = c; t >= 0; t--) {
+                    const hs_walk_step *st = &old[t];
+                    if (*(const uintptr_t *)(st->cfa - 8) != st->ra ||
+                        (st->bp_at != 0 && *(const uintptr_t *)st->bp_at != st->bp_val))
+                        break;
+                    if (st->ra == 0 || n == max) {
+                        memo_store(memo, gen, k, 0, 0, c, memo->more);
+                        return n;
+                    }
+                    pcs[n++] = st->ra;
+                    CHECK_COUNT(check_replayed, 1);
+                }
+                if (t < 0 && !memo->more) {
+                    memo_store(memo, gen, k, 0, 0, c, 0);
+                    return n;
+                }
+                CHECK_COUNT(check_resumed, 1);
+                lo = t + 1;                  /* go on stepping from old[t], or past old[0] */
+                hi = c;
+                if (t >= 0) {
+                    sp = old[t].sp;
+                    bp = old[t].bp;
+                    at = old[t].at;
+                } else {
+                    step_after(&old[0], &sp, &bp, &at);
+                }
+            }
+        }
         uint64_t r = rule_for(at, gen);
         int kind = RULE_KIND(r);
+        int more = 0;
         if (kind == R_STOP)
-            return n;
+            goto done;
         if (kind != R_SP && kind != R_BP)
             return -1;
         uintptr_t base = kind == R_SP ? sp : bp;
@@ -519,15 +618,29 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
         if (cfa <= sp || cfa - sp > MAX_FRAME_BYTES || (cfa & 7) != 0)
             return -1;                       /* not a frame of this stack: let libunwind judge */
         uintptr_t ra = *(const uintptr_t *)(cfa - 8);
-        if (RULE_BP_WORDS(r) != 0)
-            bp = *(const uintptr_t *)(cfa - 8 * RULE_BP_WORDS(r));
+        uintptr_t bp_at = RULE_BP_WORDS(r) != 0 ? cfa - 8 * RULE_BP_WORDS(r) : 0;
+        uintptr_t next_bp = bp_at != 0 ? *(const uintptr_t *)bp_at : bp;
+        if (memo != NULL)
+            memo->scratch[k++] = (hs_walk_step){ sp, bp, at, cfa, ra, bp_at, next_bp };
         sp = cfa;
+        bp = next_bp;
         if (ra == 0)
-            return n;
-        if (n == max)
-            return n;
+            goto done;
+        if (n == max) {
+            more = 1;
+            goto done;
+        }
         pcs[n++] = ra;
         at = ra - 1;
+        continue;
+    done:
+        if (memo != NULL) {
+            if (inner < 0)
+                memo_store(memo, gen, k, 0, 0, -1, more);
+            else
+                memo_store(memo, gen, inner, k - inner, lo, hi, more);
+        }
+        return n;
     }
 }
 
@@ -550,18 +663,15 @@ void hs_unwind_init(void)
     fast_ok = 1;
 }
 
-#ifdef HS_UNWIND_CHECK
-#include "unwind_check.h"
-#endif
-
-__attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *frame)
+__attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *frame,
+                                        hs_walk_memo *memo)
 {
     if (max <= 0)
         return 0;
     int room = max + HS_UNWIND_OWN_FRAMES;   /* a walk from here records the tracer's frames */
     if (HS_LIKELY(fast_ok)) {
         int want = frame != NULL ? max : room;
-        int n = cfi_walk(pcs, want, frame);
+        int n = cfi_walk(pcs, want, frame, memo);
         if (n >= 0) {
 #ifdef HS_UNWIND_CHECK
             unwind_check(pcs, n, want);

@@ -24,6 +24,7 @@ static FILE *check_out(void)
 }
 
 static _Atomic unsigned long check_stacks, check_differ, check_slow;
+static _Atomic unsigned long check_replays, check_replayed, check_resumed;   /* the walk memo */
 #include <link.h>
 
 static int check_foreign(uintptr_t pc)
@@ -92,6 +93,10 @@ static void unwind_check(const uintptr_t *pcs, int n, int max)
 
 __attribute__((destructor)) static void unwind_check_report(void)
 {
-    fprintf(check_out(), "heapsnap unwind check: %lu stacks, %lu differ, %lu left to libunwind\n",
-            (unsigned long)check_stacks, (unsigned long)check_differ, (unsigned long)check_slow);
+    fprintf(check_out(),
+            "heapsnap unwind check: %lu stacks, %lu differ, %lu left to libunwind; "
+            "memo: %lu replays, %lu frames replayed, %lu walks stepped on after a replay\n",
+            (unsigned long)check_stacks, (unsigned long)check_differ, (unsigned long)check_slow,
+            (unsigned long)check_replays, (unsigned long)check_replayed,
+            (unsigned long)check_resumed);
 }
