@@ -247,7 +247,7 @@ static void sleep_until(struct timespec *t, long ns)
 static void *agent_main(void *arg)
 {
     (void)arg;
-    pthread_setspecific(hs_guard_key, (void *)1);   /* for life: nothing here is traced */
+    pthread_setspecific(hs_guard_key, HS_THREAD_SEALED);   /* for life: nothing here is traced */
     /* Every file this thread opens briefly takes the lowest free descriptor number until
      * hs_fd_high moves it.  A program that has just started or forked is the one likely to close
      * everything and reopen 0, 1 and 2 (a daemon), and it must get those numbers: so the thread

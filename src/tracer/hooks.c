@@ -67,7 +67,7 @@ void hs_hooks_init(void)
         atomic_store(&init_thread, (unsigned long)pthread_self());
         /* Keys below 32 are stored in the thread descriptor: setting one never allocates.  A
          * higher key would allocate inside the hook that sets it, so then nothing is traced. */
-        if (pthread_key_create(&hs_guard_key, NULL) == 0 && hs_guard_key < 32)
+        if (pthread_key_create(&hs_guard_key, hs_thread_release) == 0 && hs_guard_key < 32)
             atomic_store_explicit(&hs_guard_ready, 1, memory_order_release);
         RESOLVE(malloc);
         RESOLVE(free);
@@ -396,13 +396,6 @@ void hs_loader_use_end(void)
     atomic_fetch_sub(&my_loader_slot()->n, 1);
 }
 
-/* This thread is inside the tracer (not merely "the guard is not ready yet"). */
-static inline int inside_tracer(void)
-{
-    return atomic_load_explicit(&hs_guard_ready, memory_order_acquire) &&
-           pthread_getspecific(hs_guard_key) != NULL;
-}
-
 typedef int (*phdr_cb)(struct dl_phdr_info *, size_t, void *);
 
 HOOK int dl_iterate_phdr(phdr_cb cb, void *data)
@@ -413,7 +406,7 @@ HOOK int dl_iterate_phdr(phdr_cb cb, void *data)
         if (real == NULL)
             return 0;
     }
-    if (!inside_tracer()) {
+    if (!hs_guard_taken()) {
         atomic_fetch_add(&dl_program_calls, 1);
         int r = real(cb, data);
         atomic_fetch_sub(&dl_program_calls, 1);
@@ -492,7 +485,7 @@ HOOK int pipe2(int fds[2], int flags)
         return -1;
     }
     int r = real(fds, flags);
-    if (r == 0 && inside_tracer()) {
+    if (r == 0 && hs_guard_taken()) {
         fds[0] = hs_fd_high(fds[0]);
         fds[1] = hs_fd_high(fds[1]);
     }

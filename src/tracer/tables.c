@@ -213,79 +213,77 @@ uint32_t hs_stacks_intern_uncached(const uintptr_t *pcs, uint32_t n)
     return stacks_intern_hashed(pcs, n, stack_hash(pcs, n));
 }
 
-/* ---- the per-thread stack cache ----------------------------------------------------------------
- * Most allocations come from a stack the same thread allocated from a moment ago (a loop, a
- * parser).  Each thread keeps the ids of its recent stacks in a small direct-mapped cache keyed
- * by the stack's 64-bit hash and depth: a hit skips the shard lock, the index probe and the
- * comparison with the stored record (two or three cache misses).  A hit is trusted on the hash:
- * two different stacks of the same depth would have to collide in all 64 bits.  Stacks are
- * never removed, so a cached id stays valid.  The cache lives in a pthread key below 32 (no TLS
- * segment, no allocation by get/setspecific), its memory mmap'd by the tracer; a thread's cache
- * goes to a free list when the thread exits, for the next thread. */
+/* ---- the thread's block -------------------------------------------------------------------------
+ * What the tracer keeps per thread, behind the guard's key (tracer.h): the guard itself, the stack
+ * cache below, and the walk memo (unwind_cfi.c).  mmap'd by the tracer; a thread's block goes to a
+ * free list when the thread exits, for the next thread.
+ *
+ * The stack cache: most allocations come from a stack the same thread allocated from a moment ago
+ * (a loop, a parser).  Each thread keeps the ids of its recent stacks in a small direct-mapped
+ * cache keyed by the stack's 64-bit hash and depth: a hit skips the shard lock, the index probe
+ * and the comparison with the stored record (two or three cache misses).  A hit is trusted on the
+ * hash: two different stacks of the same depth would have to collide in all 64 bits.  Stacks are
+ * never removed, so a cached id stays valid. */
 #define TCACHE_SIZE 256
 
-typedef struct tcache {
-    struct tcache *next;                     /* on the free list */
+typedef struct tblock {
+    hs_thread head;                          /* first: the guard (tracer.h) */
+    struct tblock *next;                     /* on the free list */
     uint64_t key[TCACHE_SIZE];               /* hash ^ depth; 0 = empty */
     uint32_t id[TCACHE_SIZE];
     hs_walk_memo memo;                       /* the thread's last stack walk (unwind_cfi.c) */
-} tcache;
+} tblock;
 
-static pthread_key_t tcache_key;
-static _Atomic int tcache_state;             /* 0: not set up, 1: usable, -1: unavailable */
-static pthread_mutex_t tcache_lock = PTHREAD_MUTEX_INITIALIZER;   /* the free list */
-static tcache *tcache_free;
+static pthread_mutex_t tblock_lock = PTHREAD_MUTEX_INITIALIZER;   /* the free list */
+static tblock *tblock_free;
 
-static void tcache_release(void *p)
+void hs_thread_release(void *p)
 {
-    tcache *c = p;
-    pthread_mutex_lock(&tcache_lock);
-    c->next = tcache_free;
-    tcache_free = c;
-    pthread_mutex_unlock(&tcache_lock);
+    if (p == HS_THREAD_SEALED)
+        return;
+    tblock *b = p;
+    pthread_mutex_lock(&tblock_lock);
+    b->next = tblock_free;
+    tblock_free = b;
+    pthread_mutex_unlock(&tblock_lock);
 }
 
-static tcache *tcache_get(void)
+hs_thread *hs_thread_start(void)
 {
-    int st = atomic_load_explicit(&tcache_state, memory_order_acquire);
-    if (HS_UNLIKELY(st == 0)) {
-        pthread_mutex_lock(&tcache_lock);
-        if ((st = atomic_load(&tcache_state)) == 0) {
-            pthread_key_t k;
-            st = pthread_key_create(&k, tcache_release) == 0 && k < 32 ? 1 : -1;
-            tcache_key = k;
-            atomic_store_explicit(&tcache_state, st, memory_order_release);
-        }
-        pthread_mutex_unlock(&tcache_lock);
+    pthread_setspecific(hs_guard_key, HS_THREAD_SEALED);  /* a signal handler here: untraced */
+    pthread_mutex_lock(&tblock_lock);
+    tblock *b = tblock_free;
+    if (b != NULL)
+        tblock_free = b->next;
+    pthread_mutex_unlock(&tblock_lock);
+    if (b == NULL && (b = hs_map(sizeof(*b))) == NULL) {
+        atomic_store(&hs_st.oom, 1);
+        pthread_setspecific(hs_guard_key, NULL);
+        return NULL;
     }
-    if (st < 0)
-        return NULL;
-    tcache *c = pthread_getspecific(tcache_key);
-    if (HS_LIKELY(c != NULL))
-        return c;
-    pthread_mutex_lock(&tcache_lock);
-    c = tcache_free;
-    if (c != NULL)
-        tcache_free = c->next;
-    pthread_mutex_unlock(&tcache_lock);
-    if (c == NULL && (c = hs_map(sizeof(*c))) == NULL)
-        return NULL;
-    memset(c, 0, sizeof(*c));
-    pthread_setspecific(tcache_key, c);
-    return c;
+    memset(b, 0, sizeof(*b));
+    pthread_setspecific(hs_guard_key, b);
+    return &b->head;
+}
+
+/* The calling thread's block; NULL in a thread without one (the tracer's own). */
+static inline tblock *tblock_get(void)
+{
+    void *b = pthread_getspecific(hs_guard_key);
+    return b != HS_THREAD_SEALED ? b : NULL;
 }
 
 hs_walk_memo *hs_thread_walk_memo(void)
 {
-    tcache *c = tcache_get();
-    return c != NULL ? &c->memo : NULL;
+    tblock *b = tblock_get();
+    return b != NULL ? &b->memo : NULL;
 }
 
 uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
 {
     uint64_t h = stack_hash(pcs, n);
     uint64_t key = (h ^ ((uint64_t)n << 56)) | 1;
-    tcache *c = tcache_get();
+    tblock *c = tblock_get();
     size_t slot = (size_t)(h >> 20) % TCACHE_SIZE;
     if (c != NULL && c->key[slot] == key)
         return c->id[slot];
@@ -738,7 +736,7 @@ void hs_live_clear(void)
 
 void hs_tables_lock_all(void)
 {
-    pthread_mutex_lock(&tcache_lock);
+    pthread_mutex_lock(&tblock_lock);
     for (int i = 0; i < STACK_SHARDS; i++)
         pthread_mutex_lock(&stacks[i].lock);
     lock_live_all();
@@ -749,7 +747,7 @@ void hs_tables_unlock_all(void)
     unlock_live_all();
     for (int i = STACK_SHARDS - 1; i >= 0; i--)
         pthread_mutex_unlock(&stacks[i].lock);
-    pthread_mutex_unlock(&tcache_lock);
+    pthread_mutex_unlock(&tblock_lock);
 }
 
 void hs_tables_reinit_locks(void)
@@ -759,5 +757,5 @@ void hs_tables_reinit_locks(void)
     for (int i = 0; i < LIVE_SHARDS; i++)
         atomic_store(&live[i].lock.held, 0);
     memcpy(&wide_lock, &mutex_init, sizeof(mutex_init));
-    memcpy(&tcache_lock, &mutex_init, sizeof(mutex_init));
+    memcpy(&tblock_lock, &mutex_init, sizeof(mutex_init));
 }

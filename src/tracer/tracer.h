@@ -60,28 +60,54 @@ HS_HIDDEN void hs_loader_fork_parent(void);
 HS_HIDDEN int hs_loader_fork_child(void);  /* 1: the loader may be locked in this child */
 
 /* ---- the reentrancy guard (hooks.c) -----------------------------------------------------------
- * A pthread key rather than a __thread variable: the tracer adds no TLS segment of its own (every
- * TLS module grows every thread's DTV, which the program allocates).  Keys below 32 live in the
- * thread descriptor, so get/set never allocate.  Until the key exists, every thread counts as
- * guarded (nothing is traced). */
+ * One pthread key holds the calling thread's state block (tables.c): the guard, the stack cache
+ * and the walk memo.  A pthread key rather than a __thread variable: the tracer adds no TLS
+ * segment of its own (every TLS module grows every thread's DTV, which the program allocates).
+ * Keys below 32 live in the thread descriptor, so get/set never allocate.  Taking and leaving the
+ * guard is one getspecific and a plain store each.  A thread gets its block on its first guard;
+ * the key holds HS_THREAD_SEALED meanwhile (a signal handler's allocation there is not traced),
+ * and for life in the tracer's own thread.  Until the key exists, every thread counts as guarded
+ * (nothing is traced). */
 HS_HIDDEN extern pthread_key_t hs_guard_key;
 HS_HIDDEN extern _Atomic int hs_guard_ready;
+typedef struct hs_thread { volatile int busy; } hs_thread;  /* the head of tables.c's block */
+#define HS_THREAD_SEALED ((void *)1)
+/* The calling thread's block, made now: NULL when there is no memory for it (the thread is then
+ * not traced, and the snapshot says that the tracer ran short). */
+HS_HIDDEN hs_thread *hs_thread_start(void);
+HS_HIDDEN void hs_thread_release(void *block);   /* the key's destructor */
 
 /* 1 when the guard was free and is now taken by the caller; 0 when already held. */
 static inline int hs_guard_enter(void)
 {
     if (HS_UNLIKELY(!atomic_load_explicit(&hs_guard_ready, memory_order_acquire)))
         return 0;
-    if (pthread_getspecific(hs_guard_key) != NULL)
+    hs_thread *t = pthread_getspecific(hs_guard_key);
+    if (HS_UNLIKELY(t == NULL) && (t = hs_thread_start()) == NULL)
         return 0;
-    pthread_setspecific(hs_guard_key, (void *)1);
+    if ((void *)t == HS_THREAD_SEALED || t->busy)
+        return 0;
+    t->busy = 1;
+    atomic_signal_fence(memory_order_seq_cst);   /* taken before anything the guard covers */
     return 1;
 }
-static inline void hs_guard_leave(void) { pthread_setspecific(hs_guard_key, NULL); }
+static inline void hs_guard_leave(void)
+{
+    hs_thread *t = pthread_getspecific(hs_guard_key);
+    atomic_signal_fence(memory_order_seq_cst);
+    t->busy = 0;
+}
+/* This thread is inside the tracer (not merely "the guard is not ready yet"). */
+static inline int hs_guard_taken(void)
+{
+    if (!atomic_load_explicit(&hs_guard_ready, memory_order_acquire))
+        return 0;
+    hs_thread *t = pthread_getspecific(hs_guard_key);
+    return (void *)t == HS_THREAD_SEALED || (t != NULL && t->busy);
+}
 static inline int hs_guard_held(void)
 {
-    return !atomic_load_explicit(&hs_guard_ready, memory_order_acquire) ||
-           pthread_getspecific(hs_guard_key) != NULL;
+    return !atomic_load_explicit(&hs_guard_ready, memory_order_acquire) || hs_guard_taken();
 }
 
 /* ---- global state (tracer.c) ------------------------------------------------------------------ */

@@ -13,6 +13,8 @@
 #include "tracer/tables.c"
 
 hs_state hs_st = { .tracing = 1, .limit = 8, .trim = 1 };
+pthread_key_t hs_guard_key;                  /* hooks.c's, for the threads' blocks */
+_Atomic int hs_guard_ready;
 
 #define THREADS 4
 #define OPS 20000
@@ -33,6 +35,7 @@ static _Atomic int failures;
 static void *worker(void *arg)
 {
     unsigned me = (unsigned)(uintptr_t)arg, seed = me + 1;
+    EXPECT(hs_guard_enter(), "no block for thread %u", me);   /* the thread's block: its cache */
     for (int i = 0; i < OPS; i++) {
         uintptr_t pcs[6] = { 0x1000u + (uintptr_t)(rand_r(&seed) % 50), 0x2000, 0x3000, me, 5, 6 };
         uint32_t id = i % 2 ? hs_stacks_intern(pcs, 6) : hs_stacks_intern_uncached(pcs, 6);
@@ -53,6 +56,7 @@ static void *worker(void *arg)
         if (i % 89 == 0)
             hs_live_del(7, addr, NULL);
     }
+    hs_guard_leave();
     return NULL;
 }
 
@@ -75,6 +79,9 @@ static void *copier(void *arg)
 int main(void)
 {
     pthread_t t[THREADS], c;
+    if (pthread_key_create(&hs_guard_key, hs_thread_release) != 0)
+        return 1;
+    atomic_store(&hs_guard_ready, 1);
     pthread_create(&c, NULL, copier, NULL);
     for (unsigned i = 0; i < THREADS; i++)
         pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
