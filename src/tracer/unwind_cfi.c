@@ -347,9 +347,11 @@ static int parse_cie(const uint8_t *p, const uint8_t *end, cie *ci)
     return 0;
 }
 
-/* The rule for pc in the object whose .eh_frame_hdr is at hdr. */
-static uint64_t rule_from_hdr(const uint8_t *hdr, uintptr_t pc)
+/* The rule for pc in the object whose .eh_frame_hdr is at hdr.  *fde_begin: where the function
+ * whose FDE covers pc begins; 0 when none does. */
+static uint64_t rule_from_hdr(const uint8_t *hdr, uintptr_t pc, uintptr_t *fde_begin)
 {
+    *fde_begin = 0;
     if (hdr == NULL || hdr[0] != 1)
         return RULE(R_SLOW, 0, 0);
     uint8_t ptr_enc = hdr[1], count_enc = hdr[2], table_enc = hdr[3];
@@ -399,6 +401,7 @@ static uint64_t rule_from_hdr(const uint8_t *hdr, uintptr_t pc)
         c.p += get_uleb(&c);
     if (c.bad || c.p > fde_end || pc < begin || pc - begin >= range)
         return RULE(R_SLOW, 0, 0);           /* pc has no FDE: the table's nearest is another's */
+    *fde_begin = begin;
 
     row init = { -1, 0, { K_SAME, 0 }, { K_SAME, 0 } };
     if (run_cfa(&ci, ci.insns, ci.end, begin, UINTPTR_MAX, &init, NULL) < 0)
@@ -449,7 +452,17 @@ static __attribute__((noinline)) uint64_t rule_miss(uintptr_t pc, uint64_t gen)
     struct dl_find_object fo;
     if (find_object((void *)pc, &fo) != 0)
         return RULE(R_SLOW, 0, 0);           /* not cached: the object may yet be registered */
-    uint64_t val = rule_from_hdr(fo.dlfo_eh_frame, pc);
+    uintptr_t begin;
+    uint64_t val = rule_from_hdr(fo.dlfo_eh_frame, pc, &begin);
+    if (begin == 0) {
+        /* pc + 1, the return address, is maybe the first instruction of a function with no code
+         * before it: a trampoline that a new context "returns" into (makecontext's
+         * __start_context).  Its frame is that function's at entry.  Any other gap between
+         * functions still goes to libunwind. */
+        uint64_t at_entry = rule_from_hdr(fo.dlfo_eh_frame, pc + 1, &begin);
+        if (begin == pc + 1)
+            val = at_entry;
+    }
     cache_ent *e = slot_of(pc);
     atomic_store_explicit(&e->val, val, memory_order_relaxed);
     atomic_store_explicit(&e->key, pc ^ seal(val, gen), memory_order_release);
