@@ -61,6 +61,8 @@ def assert_memo_used(reports):
     ("noharm_exc", []),
     ("noharm_threads", []),
     ("noharm_thread", []),
+    ("noharm_jmp", []),                      # longjmp out of allocating frames: the memo's stale
+    ("noharm_mtfork", []),                   # frames must fail their check; threads that fork
 ])
 def test_test_programs(tmp_path, prog, args):
     _, reports = run_checked([PROGS / prog] + args, tmp_path)
