@@ -67,7 +67,7 @@ uint32_t hs_capture_stack(const void *frame)
             want = room - HS_UNWIND_OWN_FRAMES;
         }
     }
-    int n = hs_unwind(pcs, want, frame, hs_thread_walk_memo());
+    int n = hs_unwind(pcs, want, frame, hs_thread_walk_memo(room + 1));
     /* The tracer's own frames go: the hooks on top, and an operator-new hook in the middle
      * (libstdc++'s operator new calls malloc from inside it). */
     int keep = 0;

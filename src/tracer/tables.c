@@ -231,7 +231,7 @@ typedef struct tblock {
     struct tblock *next;                     /* on the free list */
     uint64_t key[TCACHE_SIZE];               /* hash ^ depth; 0 = empty */
     uint32_t id[TCACHE_SIZE];
-    hs_walk_memo memo;                       /* the thread's last stack walk (unwind_cfi.c) */
+    hs_walk_memo *memo;                      /* the thread's last stack walk (unwind_cfi.c) */
 } tblock;
 
 static pthread_mutex_t tblock_lock = PTHREAD_MUTEX_INITIALIZER;   /* the free list */
@@ -261,7 +261,12 @@ hs_thread *hs_thread_start(void)
         pthread_setspecific(hs_guard_key, NULL);
         return NULL;
     }
+    hs_walk_memo *memo = b->memo;            /* a reused block keeps its memo's memory */
     memset(b, 0, sizeof(*b));
+    if (memo != NULL) {
+        memo->n = 0;
+        b->memo = memo;
+    }
     pthread_setspecific(hs_guard_key, b);
     return &b->head;
 }
@@ -273,10 +278,27 @@ static inline tblock *tblock_get(void)
     return b != HS_THREAD_SEALED ? b : NULL;
 }
 
-hs_walk_memo *hs_thread_walk_memo(void)
+/* Memos are mapped on first use, for the traceback limit then in force (57 steps at limit 16:
+ * 6.3 KiB), and mapped again larger if a walk needs more. */
+hs_walk_memo *hs_thread_walk_memo(int steps)
 {
     tblock *b = tblock_get();
-    return b != NULL ? &b->memo : NULL;
+    if (b == NULL || steps > HS_MEMO_STEPS)
+        return NULL;
+    hs_walk_memo *m = b->memo;
+    if (HS_LIKELY(m != NULL && m->cap >= steps))
+        return m;
+    size_t bytes = sizeof(*m) + 2 * (size_t)steps * sizeof(hs_walk_step);
+    hs_walk_memo *bigger = hs_map(bytes);
+    if (bigger == NULL)
+        return m;                            /* the old one, if any: too small, so unused */
+    bigger->cap = steps;
+    bigger->step = (hs_walk_step *)(bigger + 1);
+    bigger->scratch = bigger->step + steps;
+    b->memo = bigger;
+    if (m != NULL)                           /* only this thread ever reads its memo */
+        hs_unmap(m, sizeof(*m) + 2 * (size_t)m->cap * sizeof(hs_walk_step));
+    return bigger;
 }
 
 uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)

@@ -164,10 +164,11 @@ typedef struct hs_live {
 HS_HIDDEN uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n);
 /* The same without the cache (tests). */
 HS_HIDDEN uint32_t hs_stacks_intern_uncached(const uintptr_t *pcs, uint32_t n);
-/* The calling thread's stack-walk memo (unwind.h), kept with its stack cache; NULL when there is
- * none (no pthread key, or no memory). */
+/* The calling thread's stack-walk memo (unwind.h), kept with its stack cache, for walks of up to
+ * steps steps; NULL when there is none (more than HS_MEMO_STEPS, a thread without a block, or
+ * no memory).  pre: the guard is held. */
 struct hs_walk_memo;
-HS_HIDDEN struct hs_walk_memo *hs_thread_walk_memo(void);
+HS_HIDDEN struct hs_walk_memo *hs_thread_walk_memo(int steps);
 HS_HIDDEN const hs_stack *hs_stacks_get(uint32_t id);
 
 HS_HIDDEN void hs_live_prefetch(uintptr_t addr); /* before a put: start the cache miss early */

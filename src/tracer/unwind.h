@@ -25,7 +25,8 @@ HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max, const void *frame, hs_walk_memo
 
 /* A thread's last walk, step by step, so that the next walk can replay the outer frames it shares
  * with it instead of stepping them (unwind_cfi.c).  Owned by one thread (tables.c keeps one per
- * thread); all zero is empty.  memo may be NULL. */
+ * thread, sized for the traceback limit, at most HS_MEMO_STEPS steps); n == 0 is empty.  A walk
+ * of max addresses takes up to max + 1 steps, and uses no memo of fewer.  memo may be NULL. */
 #define HS_MEMO_STEPS 128
 typedef struct hs_walk_step {
     uintptr_t sp, bp, at;                    /* the state the step starts from */
@@ -37,8 +38,9 @@ struct hs_walk_memo {
     uint64_t gen;                            /* of the frame rules the steps were taken with */
     int n;                                   /* steps, outermost first */
     int more;                                /* the walk stopped at its limit, not at its end */
-    hs_walk_step step[HS_MEMO_STEPS];
-    hs_walk_step scratch[HS_MEMO_STEPS];     /* the steps of the walk in progress */
+    int cap;                                 /* steps that step and scratch hold */
+    hs_walk_step *step;
+    hs_walk_step *scratch;                   /* the steps of the walk in progress */
 };
 
 /* Once, before the first hs_unwind (guard held). */

@@ -532,7 +532,7 @@ static inline void step_after(const hs_walk_step *st, uintptr_t *sp, uintptr_t *
 static void memo_store(hs_walk_memo *m, uint64_t gen, int inner, int outer, int lo, int hi, int more)
 {
     int kept = hi - lo + 1, n = outer + kept + inner;
-    if (n > HS_MEMO_STEPS) {
+    if (n > m->cap) {
         m->n = 0;
         return;
     }
@@ -573,7 +573,7 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
         pcs[n++] = pc;
         at = pc - 1;
     }
-    if (memo != NULL && max >= HS_MEMO_STEPS)
+    if (memo != NULL && max >= memo->cap)
         memo = NULL;                         /* a walk takes at most max + 1 steps */
     const hs_walk_step *old = NULL;
     int cur = -1;                            /* the memo's innermost step not yet below sp */
