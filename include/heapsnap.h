@@ -98,6 +98,10 @@ HS_API void   hs_reset_peak(void);
 HS_API size_t hs_get_tracer_memory(void); /* tracemalloc's get_tracemalloc_memory() */
 HS_API hs_traceback *hs_get_object_traceback(const void *ptr); /* NULL when untraced */
 HS_API void   hs_traceback_free(hs_traceback *tb);
+/* The program is shutting down: no more periodic snapshots (HEAPSNAP_INTERVAL), whose blocks
+ * would be those of the teardown; the final snapshot is still taken at exit.  For runtimes that
+ * tear down before exit (the Python package calls it from the interpreter's atexit). */
+HS_API void   hs_exiting(void);
 HS_API int    hs_track(unsigned int domain, uintptr_t ptr, size_t size);
 HS_API int    hs_untrack(unsigned int domain, uintptr_t ptr);
 

@@ -13,6 +13,7 @@
 #include <Python.h>
 
 #include "analysis/leaks.h"
+#include "pynative.h"
 #include "pytrace.h"
 #include "snapshot/snapshot.h"
 
@@ -656,6 +657,14 @@ static PyObject *m_native_attach(PyObject *m, PyObject *u)
     return r < 0 ? NULL : PyBool_FromLong(r);
 }
 
+static PyObject *m_native_exiting(PyObject *m, PyObject *u)
+{
+    (void)m, (void)u;
+    if (hs_pyn_loaded() && hs_native.exiting != NULL)
+        hs_native.exiting();
+    Py_RETURN_NONE;
+}
+
 static PyObject *m_take_snapshot(PyObject *m, PyObject *u)
 {
     (void)m, (void)u;
@@ -779,6 +788,8 @@ static PyMethodDef module_methods[] = {
     { "_take_snapshot", m_take_snapshot, METH_NOARGS, "all traces as a SnapshotData" },
     { "_native_attach", m_native_attach, METH_NOARGS,
       "join a preloaded heapsnap tracer that is already tracing (native mode)" },
+    { "_native_exiting", m_native_exiting, METH_NOARGS,
+      "the interpreter is shutting down: the preloaded tracer takes no more periodic snapshots" },
     { "format_size", m_format_size, METH_VARARGS, "format_size(size, sign): '10.0 KiB'" },
     { "leaks", m_leaks, METH_VARARGS,
       "leaks(snapshots, key, min_confidence, min_growth) -> [dict]: growing sites" },

@@ -54,6 +54,7 @@ static int load_api(void)
     GET(snapshot_meta, "hs_snapshot_get_meta")
     GET(python_register, "hs_python_register")
 #undef GET
+    *(void **)&hs_native.exiting = dlsym(RTLD_DEFAULT, "hs_exiting");
     return 0;
 }
 

@@ -28,6 +28,7 @@ typedef struct hs_native_api {
     int (*snapshot_limit)(const hs_snapshot *);
     const hs_snapshot_meta *(*snapshot_meta)(const hs_snapshot *);
     int (*python_register)(const void *);
+    void (*exiting)(void);                   /* NULL in a tracer without it */
 } hs_native_api;
 
 extern hs_native_api hs_native;     /* filled by hs_pyn_start / hs_pyn_loaded */

@@ -67,7 +67,7 @@ def main():
     every = int(args[args.index("--hunt") + 1]) if hunt and args.index("--hunt") + 1 < len(args) \
         else max(1, requests // 4)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True).start()
     session = httphelper.Session("http://127.0.0.1:%d" % server.server_address[1])
     cache = LRU(200)
     if hunt:

@@ -16,7 +16,13 @@ def attach():
         return False
     try:
         from heapsnap import _heapsnap
-        return _heapsnap._native_attach()
+        if not _heapsnap._native_attach():
+            return False
+        # The interpreter's teardown (modules, then every object) comes after the atexit
+        # handlers: a periodic snapshot taken in it would show the blocks of the teardown.
+        import atexit
+        atexit.register(_heapsnap._native_exiting)
+        return True
     except Exception:
         return False
 

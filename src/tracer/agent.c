@@ -29,6 +29,7 @@
 static char base_dir[4096];                 /* HEAPSNAP_DIR; "" when the agent is off */
 static char proc_dir[4200];                 /* base_dir/<pid> */
 static double interval;                     /* seconds between periodic snapshots; 0 = none */
+static _Atomic int exiting;                  /* hs_exiting: no more periodic snapshots */
 static _Atomic unsigned seq;                /* last snapshot number used in proc_dir */
 static _Atomic int disk_warned;
 static _Atomic int running;
@@ -261,7 +262,7 @@ static void *agent_main(void *arg)
     while (hs_tracing()) {
         timeline_tick();
         serve_requests();
-        if (next_interval > 0 && monotonic() >= next_interval) {
+        if (next_interval > 0 && !atomic_load(&exiting) && monotonic() >= next_interval) {
             char path[4400];
             hs_agent_write_snapshot("interval", path, sizeof(path));
             next_interval += interval;
@@ -296,9 +297,15 @@ void hs_agent_start(void)
 
 /* In a forked child that keeps tracing: its own folder, and a thread of its own (the parent's
  * did not survive the fork). */
+void hs_agent_exiting(void)
+{
+    atomic_store(&exiting, 1);
+}
+
 void hs_agent_after_fork(void)
 {
     atomic_store(&running, 0);
+    atomic_store(&exiting, 0);               /* the child is a program of its own */
     if (!hs_agent_enabled())
         return;
     if (make_proc_dir() < 0) {

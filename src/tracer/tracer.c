@@ -55,6 +55,7 @@ HS_HIDDEN int hs_agent_configure(const char *dir, double every);
 HS_HIDDEN int hs_agent_write_snapshot(const char *kind, char *path, size_t len);
 HS_HIDDEN void hs_agent_start(void);
 HS_HIDDEN void hs_agent_after_fork(void);
+HS_HIDDEN void hs_agent_exiting(void);
 /* hooks_exec.c: the tracer's variables out of environ, and back for an exec. */
 HS_HIDDEN void hs_exec_init(void);
 HS_HIDDEN void hs_env_hide(void);
@@ -140,6 +141,11 @@ int hs_start(int nframes)
     if (g)
         hs_guard_leave();
     return 0;
+}
+
+void hs_exiting(void)
+{
+    hs_agent_exiting();
 }
 
 void hs_stop(void)

@@ -7,11 +7,12 @@ to run the program.  Every CPython found is tested (the frame walker differs per
 import json
 import os
 import subprocess
+import sys
 import sysconfig
 
 import pytest
 
-from pyhelpers import BUILD, CLI, line_of, run_script, interp  # noqa: F401 (fixtures)
+from pyhelpers import BUILD, CLI, line_of, run_script, interp, heapsnap_mod, pkg_path  # noqa: F401
 
 EXT = r"""
 #define PY_SSIZE_T_CLEAN
@@ -173,3 +174,37 @@ def test_mixed_python_and_native_frames(interp, tmp_path):
     assert top.returncode == 0, top.stderr
     # both blocks (123457 + 65432 bytes) were allocated at the C line
     assert "%s:%d: size=184 KiB, count=2" % (ext, c_malloc) in top.stdout, top.stdout
+
+
+def test_no_periodic_snapshot_of_the_teardown(pkg_path, heapsnap_mod, tmp_path):
+    """Under `heapsnap run --interval`, the Python package tells the tracer when the interpreter
+    starts shutting down (atexit): no periodic snapshot is taken during the teardown that follows
+    (here a module global whose __del__ takes 0.6 s), whose blocks would not be the program's
+    steady state.  The final snapshot is still taken at exit."""
+    mark = tmp_path / "teardown"
+    script = tmp_path / "app.py"
+    script.write_text(
+        "import sys, time\n"
+        "class Slow:\n"
+        "    def __del__(self):\n"
+        "        open(%r, 'w').write(repr(time.time()))\n"
+        "        time.sleep(0.6)\n"
+        "keep = [bytes(100) for _ in range(1000)]\n"
+        "slow = Slow()\n"
+        "time.sleep(0.5)\n" % str(mark))
+    boot = ("import runpy, site, sys; site.addsitedir(%r); sys.argv = [%r]; "
+            "runpy.run_path(sys.argv[0], run_name='__main__')" % (pkg_path, str(script)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEAPSNAP_")
+           and k != "LD_PRELOAD"}
+    out = tmp_path / "out"
+    r = subprocess.run([str(CLI), "run", "-q", "--interval", "0.05", "-o", str(out), "--",
+                        sys.executable, "-c", boot], env=env, capture_output=True, text=True,
+                       timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    teardown = float(mark.read_text())
+    taken = {p.name: heapsnap_mod.Snapshot.load(str(p)).meta["timestamp"]
+             for p in sorted(out.glob("*/*.hsnap"))}
+    interval = [t for name, t in taken.items() if "interval" in name]
+    assert len(interval) >= 2, taken                 # the 0.5 s of the program's life
+    assert max(interval) < teardown, (taken, teardown)
+    assert any("final" in name for name in taken), taken
