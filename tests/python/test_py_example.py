@@ -2,10 +2,10 @@
 found both ways the example's README shows: the tracemalloc recipe (heapsnap as tracemalloc,
 compare_to with an inclusive Filter on the helper's files), and `heapsnap run --interval` +
 `heapsnap leaks`, with the program unchanged."""
-import os
 import subprocess
 import sys
 
+from conftest import clean_env
 from pyhelpers import CLI, ROOT, pkg_path  # noqa: F401 (fixtures)
 
 PY = sys.executable
@@ -21,10 +21,7 @@ def leak_line():
 
 
 def env_with(path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEAPSNAP_")
-           and k != "LD_PRELOAD"}
-    env["PYTHONPATH"] = path
-    return env
+    return clean_env(PYTHONPATH=path)
 
 
 def test_tracemalloc_recipe_finds_the_helper_line(pkg_path):

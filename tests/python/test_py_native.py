@@ -12,6 +12,7 @@ import sysconfig
 
 import pytest
 
+from conftest import clean_env
 from pyhelpers import BUILD, CLI, line_of, run_script, interp, heapsnap_mod, pkg_path  # noqa: F401
 
 EXT = r"""
@@ -194,12 +195,10 @@ def test_no_periodic_snapshot_of_the_teardown(pkg_path, heapsnap_mod, tmp_path):
         "time.sleep(0.5)\n" % str(mark))
     boot = ("import runpy, site, sys; site.addsitedir(%r); sys.argv = [%r]; "
             "runpy.run_path(sys.argv[0], run_name='__main__')" % (pkg_path, str(script)))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HEAPSNAP_")
-           and k != "LD_PRELOAD"}
     out = tmp_path / "out"
     r = subprocess.run([str(CLI), "run", "-q", "--interval", "0.05", "-o", str(out), "--",
-                        sys.executable, "-c", boot], env=env, capture_output=True, text=True,
-                       timeout=120)
+                        sys.executable, "-c", boot], env=clean_env(), capture_output=True,
+                       text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     teardown = float(mark.read_text())
     taken = {p.name: heapsnap_mod.Snapshot.load(str(p)).meta["timestamp"]
