@@ -279,7 +279,7 @@ static inline tblock *tblock_get(void)
 }
 
 /* Memos are mapped on first use, for the traceback limit then in force (57 steps at limit 16:
- * 6.3 KiB), and mapped again larger if a walk needs more. */
+ * 3.6 KiB), and mapped again larger if a walk needs more. */
 hs_walk_memo *hs_thread_walk_memo(int steps)
 {
     tblock *b = tblock_get();

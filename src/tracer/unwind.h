@@ -28,17 +28,21 @@ HS_HIDDEN int hs_unwind(uintptr_t *pcs, int max, const void *frame, hs_walk_memo
  * thread, sized for the traceback limit, at most HS_MEMO_STEPS steps); n == 0 is empty.  A walk
  * of max addresses takes up to max + 1 steps, and uses no memo of fewer.  memo may be NULL. */
 #define HS_MEMO_STEPS 128
+typedef struct hs_walk_state { uintptr_t sp, bp, at; } hs_walk_state;  /* a frame, and its address */
 typedef struct hs_walk_step {
-    uintptr_t sp, bp, at;                    /* the state the step starts from */
     uintptr_t cfa;                           /* the return address was read at cfa - 8 */
     uintptr_t ra;
-    uintptr_t bp_at, bp_val;                 /* the caller's frame pointer was read there (0: not) */
+    uintptr_t bp_at;                         /* the caller's frame pointer was read there (0: not) */
+    uintptr_t bp_val;                        /* the caller's frame pointer */
 } hs_walk_step;
+/* A step starts from the state that the step below it (the next inner one) leads to: {cfa,
+ * bp_val, ra - 1}; the innermost step, from first. */
 struct hs_walk_memo {
     uint64_t gen;                            /* of the frame rules the steps were taken with */
     int n;                                   /* steps, outermost first */
     int more;                                /* the walk stopped at its limit, not at its end */
     int cap;                                 /* steps that step and scratch hold */
+    hs_walk_state first;                     /* the state step[n - 1] starts from */
     hs_walk_step *step;
     hs_walk_step *scratch;                   /* the steps of the walk in progress */
 };

@@ -518,18 +518,23 @@ void hs_unwind_forget(void)
  * steps run in sequence.  At the first word that differs the walk goes on stepping from there. */
 
 /* The state after step st. */
-static inline void step_after(const hs_walk_step *st, uintptr_t *sp, uintptr_t *bp, uintptr_t *at)
+static inline hs_walk_state step_after(const hs_walk_step *st)
 {
-    *sp = st->cfa;
-    *bp = st->bp_at != 0 ? st->bp_val : st->bp;
-    *at = st->ra - 1;
+    return (hs_walk_state){ st->cfa, st->bp_val, st->ra - 1 };
 }
 
-/* Makes the memo the walk just taken: the memo's steps [lo, hi] (replayed, or kept from the last
- * walk beyond where this one stopped), below them the `inner` steps this walk took first
- * (scratch[0, inner), innermost first), above them the `outer` steps it took after the replay
- * (scratch[inner, inner + outer)). */
-static void memo_store(hs_walk_memo *m, uint64_t gen, int inner, int outer, int lo, int hi, int more)
+/* The state the memo's step t starts from. */
+static inline hs_walk_state step_state(const hs_walk_memo *m, int t)
+{
+    return t == m->n - 1 ? m->first : step_after(&m->step[t + 1]);
+}
+
+/* Makes the memo the walk just taken, which started from first: the memo's steps [lo, hi]
+ * (replayed, or kept from the last walk beyond where this one stopped), below them the `inner`
+ * steps this walk took first (scratch[0, inner), innermost first), above them the `outer` steps
+ * it took after the replay (scratch[inner, inner + outer)). */
+static void memo_store(hs_walk_memo *m, uint64_t gen, hs_walk_state first, int inner, int outer,
+                       int lo, int hi, int more)
 {
     int kept = hi - lo + 1, n = outer + kept + inner;
     if (n > m->cap) {
@@ -545,6 +550,7 @@ static void memo_store(hs_walk_memo *m, uint64_t gen, int inner, int outer, int 
     m->n = n;
     m->gen = gen;
     m->more = more;
+    m->first = first;
 }
 
 /* Fills pcs with the return addresses above this function's frame, or from frame's; -1 when a
@@ -581,12 +587,14 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
         old = memo->step;
         cur = memo->n - 1;
     }
+    const hs_walk_state first = { sp, bp, at };
     int k = 0, inner = -1, lo = 0, hi = -1;  /* steps taken; of them before the replay; replayed */
     for (;;) {
         if (cur >= 0) {
-            while (cur >= 0 && old[cur].sp < sp)
+            hs_walk_state o = { 0, 0, 0 };
+            while (cur >= 0 && (o = step_state(memo, cur)).sp < sp)
                 cur--;
-            if (cur >= 0 && old[cur].sp == sp && old[cur].at == at && old[cur].bp == bp) {
+            if (cur >= 0 && o.sp == sp && o.at == at && o.bp == bp) {
                 int c = cur, t;
                 cur = -1;
                 inner = k;
@@ -597,26 +605,23 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
                         (st->bp_at != 0 && *(const uintptr_t *)st->bp_at != st->bp_val))
                         break;
                     if (st->ra == 0 || n == max) {
-                        memo_store(memo, gen, k, 0, 0, c, memo->more);
+                        memo_store(memo, gen, first, k, 0, 0, c, memo->more);
                         return n;
                     }
                     pcs[n++] = st->ra;
                     CHECK_COUNT(check_replayed, 1);
                 }
                 if (t < 0 && !memo->more) {
-                    memo_store(memo, gen, k, 0, 0, c, 0);
+                    memo_store(memo, gen, first, k, 0, 0, c, 0);
                     return n;
                 }
                 CHECK_COUNT(check_resumed, 1);
                 lo = t + 1;                  /* go on stepping from old[t], or past old[0] */
                 hi = c;
-                if (t >= 0) {
-                    sp = old[t].sp;
-                    bp = old[t].bp;
-                    at = old[t].at;
-                } else {
-                    step_after(&old[0], &sp, &bp, &at);
-                }
+                o = t >= 0 ? step_state(memo, t) : step_after(&old[0]);
+                sp = o.sp;
+                bp = o.bp;
+                at = o.at;
             }
         }
         uint64_t r = rule_for(at, gen);
@@ -634,7 +639,7 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
         uintptr_t bp_at = RULE_BP_WORDS(r) != 0 ? cfa - 8 * RULE_BP_WORDS(r) : 0;
         uintptr_t next_bp = bp_at != 0 ? *(const uintptr_t *)bp_at : bp;
         if (memo != NULL)
-            memo->scratch[k++] = (hs_walk_step){ sp, bp, at, cfa, ra, bp_at, next_bp };
+            memo->scratch[k++] = (hs_walk_step){ cfa, ra, bp_at, next_bp };
         sp = cfa;
         bp = next_bp;
         if (ra == 0)
@@ -649,9 +654,9 @@ static __attribute__((noinline)) int cfi_walk(uintptr_t *pcs, int max, const voi
     done:
         if (memo != NULL) {
             if (inner < 0)
-                memo_store(memo, gen, k, 0, 0, -1, more);
+                memo_store(memo, gen, first, k, 0, 0, -1, more);
             else
-                memo_store(memo, gen, inner, k - inner, lo, hi, more);
+                memo_store(memo, gen, first, inner, k - inner, lo, hi, more);
         }
         return n;
     }
