@@ -719,11 +719,16 @@ int hs_live_copy(hs_live **out, size_t *n_out, size_t *current, size_t *peak)
         }
         size_t k = 0;
         for (int i = 0; i < LIVE_SHARDS; i++) {
+            /* The scan ends at the shard's last entry: tables never shrink, and a program that
+             * freed most of its blocks (at exit) leaves them large and nearly empty. */
             live_shard *sh = &live[i];
-            for (size_t j = 0; j < sh->cap; j++)
-                if (sh->ents[j].a != 0)
+            size_t left = sh->count;
+            for (size_t j = 0; left > 0 && j < sh->cap; j++)
+                if (sh->ents[j].a != 0) {
                     buf[k++] = (hs_live){ p_addr(sh->ents[j]), p_size(sh->ents[j]),
                                           p_stack(sh->ents[j]), 0 };
+                    left--;
+                }
         }
         for (size_t j = 0; j < wide_cap; j++)
             if (wide[j].used)
