@@ -21,7 +21,6 @@
 #include <dlfcn.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <unistd.h>
 
 #include "tracer.h"
@@ -673,12 +672,8 @@ void hs_unwind_init(void)
     *(void **)&find_object = dlsym(RTLD_DEFAULT, "_dl_find_object");
     if (find_object == NULL)
         return;
-    void *p = mmap(NULL, sizeof(cache_ent) << CACHE_BITS, PROT_READ | PROT_WRITE,
-                   MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
-        return;
-    cache = p;
-    fast_ok = 1;
+    cache = hs_map(sizeof(cache_ent) << CACHE_BITS);   /* counted as the tracer's memory */
+    fast_ok = cache != NULL;
 }
 
 __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *frame,
@@ -697,9 +692,7 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *fra
             return n;
         }
     }
-#ifdef HS_UNWIND_CHECK
-    atomic_fetch_add(&check_slow, 1);
-#endif
+    CHECK_COUNT(check_slow, 1);
     hs_loader_use_begin();                   /* libunwind: no walk in flight across a fork */
     int n = hs_unwind_slow(pcs, room);
     hs_loader_use_end();
