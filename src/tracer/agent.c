@@ -295,13 +295,13 @@ void hs_agent_start(void)
     pthread_sigmask(SIG_SETMASK, &old, NULL);
 }
 
-/* In a forked child that keeps tracing: its own folder, and a thread of its own (the parent's
- * did not survive the fork). */
 void hs_agent_exiting(void)
 {
     atomic_store(&exiting, 1);
 }
 
+/* In a forked child that keeps tracing: its own folder, and a thread of its own (the parent's
+ * did not survive the fork). */
 void hs_agent_after_fork(void)
 {
     atomic_store(&running, 0);

@@ -278,6 +278,11 @@ static inline tblock *tblock_get(void)
     return b != HS_THREAD_SEALED ? b : NULL;
 }
 
+static size_t memo_bytes(int steps)
+{
+    return sizeof(hs_walk_memo) + 2 * (size_t)steps * sizeof(hs_walk_step);
+}
+
 /* Memos are mapped on first use, for the traceback limit then in force (57 steps at limit 16:
  * 3.6 KiB), and mapped again larger if a walk needs more. */
 hs_walk_memo *hs_thread_walk_memo(int steps)
@@ -288,8 +293,7 @@ hs_walk_memo *hs_thread_walk_memo(int steps)
     hs_walk_memo *m = b->memo;
     if (HS_LIKELY(m != NULL && m->cap >= steps))
         return m;
-    size_t bytes = sizeof(*m) + 2 * (size_t)steps * sizeof(hs_walk_step);
-    hs_walk_memo *bigger = hs_map(bytes);
+    hs_walk_memo *bigger = hs_map(memo_bytes(steps));
     if (bigger == NULL)
         return m;                            /* the old one, if any: too small, so unused */
     bigger->cap = steps;
@@ -297,7 +301,7 @@ hs_walk_memo *hs_thread_walk_memo(int steps)
     bigger->scratch = bigger->step + steps;
     b->memo = bigger;
     if (m != NULL)                           /* only this thread ever reads its memo */
-        hs_unmap(m, sizeof(*m) + 2 * (size_t)m->cap * sizeof(hs_walk_step));
+        hs_unmap(m, memo_bytes(m->cap));
     return bigger;
 }
 
