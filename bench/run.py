@@ -1084,7 +1084,7 @@ def report(args, results, path):
               "the blocks exist; *before the blocks* is the same once every stack is interned and "
               "before the blocks are allocated: the stack table (16 shards, each with a 1 MiB "
               "record arena mapped at its first stack), the live table at its minimum "
-              "(32 shards × 1024 entries × 16 B), the unwinder's rule cache (512 KiB; counted "
+              "(32 shards × 1024 entries × 12 B), the unwinder's rule cache (512 KiB; counted "
               "since 2026-11-25) and the thread's block; *(after − before) / N* is the live table's cost "
               "per block, the figure the memory target is about. *top*, *diff* and "
               "*leaks* are the wall times of `heapsnap top` on that snapshot, `heapsnap diff` of "

@@ -4,7 +4,9 @@
  *
  * Threads insert, replace and remove blocks (also blocks other threads inserted), intern stacks
  * and read them back by id, while another thread copies all tables and checks that the copy and
- * the counters read with it agree.  Plain asserts that print both values; exit 1 on failure.
+ * the counters read with it agree.  Before that, one thread checks that blocks read back as they
+ * went in at the edges of the packed entry (and past them, in the wide table).  Plain asserts that
+ * print both values; exit 1 on failure.
  */
 #include <pthread.h>
 #include <stdio.h>
@@ -60,6 +62,45 @@ static void *worker(void *arg)
     return NULL;
 }
 
+/* Each block put and taken back whole, at and past the limits of a 12-byte entry; `wide` says
+ * which table it must have gone to. */
+static void check_packing(void)
+{
+    static const struct { uintptr_t addr; size_t size; uint32_t stack; int wide; } c[] = {
+        { 0x10000, 0, 1, 0 },
+        { 0x10008, 1, (1u << 28) - 1, 0 },                         /* largest stack id */
+        { 0x10010, (1u << 19) - 1, 5, 0 },                         /* all low size bits */
+        { 0x10018, 1u << 19, 5, 0 },                               /* first high size bit */
+        { 0x10020, (1u << 23) - 1, (1u << 28) - 1, 0 },            /* all size and stack bits */
+        { ((uintptr_t)1 << 48) - 8, (1u << 23) - 1, 7, 0 },        /* highest packed address */
+        { 0x10028, 1u << 23, 5, 1 },                               /* 8 MiB: too large */
+        { 0x10030, (size_t)1 << 40, 5, 1 },
+        { 0x10041, 24, 5, 1 },                                     /* not 8-byte aligned */
+        { 0x10044, 24, 5, 1 },
+        { (uintptr_t)1 << 48, 24, 5, 1 },                          /* above 48 bits */
+        { 0x10048, 24, 1u << 28, 1 },                              /* stack id past 28 bits */
+    };
+    size_t n = sizeof(c) / sizeof(c[0]), old, total = 0;
+    int replaced;
+    for (size_t i = 0; i < n; i++) {
+        size_t wide_before = atomic_load(&wide_count);
+        EXPECT(hs_live_put(0, c[i].addr, c[i].size, c[i].stack, &old, &replaced) == 0 && !replaced,
+               "put %zu", i);
+        EXPECT(atomic_load(&wide_count) - wide_before == (size_t)c[i].wide,
+               "block %zu went to the %s table", i, c[i].wide ? "packed" : "wide");
+        total += c[i].size;
+    }
+    EXPECT(atomic_load(&hs_st.current) == total, "current %zu, put %zu",
+           (size_t)atomic_load(&hs_st.current), total);
+    for (size_t i = 0; i < n; i++) {
+        hs_live got = { 0 };
+        EXPECT(hs_live_del(0, c[i].addr, &got) == 1, "block %zu not found", i);
+        EXPECT(got.addr == c[i].addr && got.size == c[i].size && got.stack == c[i].stack,
+               "block %zu read back as %#zx %zu %u", i, (size_t)got.addr, got.size, got.stack);
+    }
+    EXPECT(atomic_load(&hs_st.current) == 0 && atomic_load(&wide_count) == 0, "blocks left");
+}
+
 static void *copier(void *arg)
 {
     (void)arg;
@@ -82,6 +123,7 @@ int main(void)
     if (pthread_key_create(&hs_guard_key, hs_thread_release) != 0)
         return 1;
     atomic_store(&hs_guard_ready, 1);
+    check_packing();
     pthread_create(&c, NULL, copier, NULL);
     for (unsigned i = 0; i < THREADS; i++)
         pthread_create(&t[i], NULL, worker, (void *)(uintptr_t)i);
