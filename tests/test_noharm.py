@@ -422,6 +422,16 @@ def test_descriptors_are_the_programs(tmp):
     assert r.stdout.startswith("first open: descriptor 3\n")
 
 
+def test_files_the_symbolizer_keeps_are_out_of_the_way(tmp):
+    """libdw keeps open the files of every module a snapshot symbolized: after interval
+    snapshots, the program's next open still gets descriptor 3."""
+    out = tmp / "o"
+    r = run_both([PROGS / "noharm_fdkeep"], out, "--interval", "0.1")
+    assert r.stdout == "lowest free descriptor after the snapshots: 3\n"
+    [d] = proc_dirs(out)
+    assert len(list(d.glob("*-interval.hsnap"))) >= 3
+
+
 
 def wait_for(predicate, timeout=TIMEOUT):
     deadline = time.time() + timeout

@@ -107,6 +107,14 @@
  * happens half-way through one (see hs_loader_use_begin). */
 HS_HIDDEN void hs_loader_use_begin(void) __attribute__((weak));
 HS_HIDDEN void hs_loader_use_end(void) __attribute__((weak));
+/* hooks.c's, weak for the same reason: moves a descriptor to the top of the range.  libdw keeps
+ * the files of every module it reads open for the life of the process; at the program's lowest
+ * free numbers they would shift every descriptor it opens after the first snapshot. */
+HS_HIDDEN int hs_fd_high(int fd) __attribute__((weak));
+static int fd_out_of_the_way(int fd)
+{
+    return hs_fd_high != NULL ? hs_fd_high(fd) : fd;
+}
 static void loader_begin(void)
 {
     if (hs_loader_use_begin != NULL)
@@ -966,7 +974,7 @@ static int cb_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modn
     int fd = g_dw.dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
                                                debuglink, crc, debuginfo_file_name);
     if (fd >= 0)
-        return fd;
+        return fd_out_of_the_way(fd);      /* libdw keeps it: see fd_out_of_the_way */
     /* A .gnu_debuglink is a bare file name; names with a '/' are dwz alternate-file paths,
      * left to libdw's dwarf_getalt (which only looks at local files too). */
     if (debuglink == NULL || debuglink[0] == '\0' || strchr(debuglink, '/') != NULL ||
@@ -984,7 +992,7 @@ static int cb_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modn
         free(*debuginfo_file_name);
         *debuginfo_file_name = found;
     }
-    return fd;
+    return fd_out_of_the_way(fd);
 }
 
 static const Dwfl_Callbacks g_callbacks = {
@@ -1004,11 +1012,19 @@ static void module_setup_dwfl(hs_mod *m)
     Dwfl *dwfl = g_dw.dwfl_begin(&g_callbacks);
     if (dwfl == NULL)
         return;
+    /* Opened here rather than by libdw, to put it out of the program's way; libdw keeps it
+     * (consumes it) on success. */
+    int fd = fd_out_of_the_way(open(m->path, O_RDONLY | O_CLOEXEC));
+    if (fd < 0) {
+        g_dw.dwfl_end(dwfl);
+        return;
+    }
     g_dw.dwfl_report_begin(dwfl);
     /* add_p_vaddr: the module's addresses are the file's plus the load bias (ET_EXEC: bias 0) */
-    Dwfl_Module *dm = g_dw.dwfl_report_elf(dwfl, m->path, m->path, -1, m->bias, true);
+    Dwfl_Module *dm = g_dw.dwfl_report_elf(dwfl, m->path, m->path, fd, m->bias, true);
     g_dw.dwfl_report_end(dwfl, NULL, NULL);
     if (dm == NULL) {
+        close(fd);
         g_dw.dwfl_end(dwfl);
         return;
     }
