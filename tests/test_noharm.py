@@ -422,14 +422,20 @@ def test_descriptors_are_the_programs(tmp):
     assert r.stdout.startswith("first open: descriptor 3\n")
 
 
-def test_files_the_symbolizer_keeps_are_out_of_the_way(tmp):
+def test_descriptors_the_tracer_keeps_are_out_of_the_way(tmp):
     """libdw keeps open the files of every module a snapshot symbolized: after interval
-    snapshots, the program's next open still gets descriptor 3."""
+    snapshots, the program's next open still gets descriptor 3.  The tracer's thread keeps its
+    timeline open between ticks: when the program closes every descriptor, the timeline goes on
+    (one header, rows to the end)."""
     out = tmp / "o"
     r = run_both([PROGS / "noharm_fdkeep"], out, "--interval", "0.1")
     assert r.stdout == "lowest free descriptor after the snapshots: 3\n"
     [d] = proc_dirs(out)
     assert len(list(d.glob("*-interval.hsnap"))) >= 3
+    lines = (d / "timeline.tsv").read_text().splitlines()
+    assert [l for l in lines if l.startswith("t_seconds")] == [lines[0]]
+    times = [float(l.split("\t")[0]) for l in lines[1:]]
+    assert len([t for t in times if 1.15 < t < 1.35]) >= 2, times   # after the close_range
 
 
 

@@ -5,10 +5,15 @@
  * It runs only when the process has an output folder (HEAPSNAP_DIR, set by `heapsnap run`):
  * DIR/<pid>/ holds <seq>-<interval|request|final>.hsnap, timeline.tsv and heapsnap.log.
  *
- * The thread blocks every signal (the program's handlers never run on it), holds the
- * reentrancy guard for its whole life (nothing it allocates is traced), and holds no file
- * descriptor between operations: each file is opened, written and closed, O_CLOEXEC and
- * O_NOFOLLOW.  Requests are files "request.<nonce>" that the requester creates in DIR/<pid>/,
+ * The thread blocks every signal (the program's handlers never run on it) and holds the
+ * reentrancy guard for its whole life (nothing it allocates is traced).  Every file it opens is
+ * O_CLOEXEC and O_NOFOLLOW, and moved at once to the top of the descriptor range (hs_fd_high).
+ * The three it reads or writes on every tick (timeline.tsv, /proc/self/statm, DIR/<pid>/) stay
+ * open there, so that a steady tick opens nothing: an open takes the program's lowest free number
+ * for a moment, and the program may be opening a file at that very moment.  The program may close
+ * those descriptors (close_range) and reuse the numbers: each is checked to be the same file
+ * (device and inode) before use, and reopened when it is not; a number that is no longer ours is
+ * never closed.  Requests are files "request.<nonce>" that the requester creates in DIR/<pid>/,
  * which only its owner can write to (0700); a request file must be a regular file of our own
  * user.  The answer is "request.<nonce>.done", written atomically, holding the snapshot's path.
  */
@@ -21,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -35,6 +41,37 @@ static _Atomic int disk_warned;
 static _Atomic int running;
 
 int hs_agent_enabled(void) { return base_dir[0] != '\0'; }
+
+/* A descriptor kept open between ticks, and the file it was opened on. */
+typedef struct kept_fd { int fd; dev_t dev; ino_t ino; } kept_fd;
+static kept_fd timeline_fd = { -1, 0, 0 }, statm_fd = { -1, 0, 0 }, dir_fd = { -1, 0, 0 };
+
+/* k's descriptor, reopened from path when it no longer refers to the file it was opened on. */
+static int kept_open(kept_fd *k, const char *path, int flags)
+{
+    struct stat st;
+    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+        return k->fd;
+    k->fd = -1;                              /* closed by the program, maybe reused: not ours */
+    int fd = hs_fd_high(open(path, flags | O_CLOEXEC, 0600));
+    if (fd < 0)
+        return -1;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return -1;
+    }
+    *k = (kept_fd){ fd, st.st_dev, st.st_ino };
+    return fd;
+}
+
+/* Closes what is still ours (a forked child's copies of its parent's files). */
+static void kept_close(kept_fd *k)
+{
+    struct stat st;
+    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+        close(k->fd);
+    k->fd = -1;
+}
 
 /* Creates proc_dir (0700) for the current pid, or checks that the one there is ours. */
 static int make_proc_dir(void)
@@ -136,34 +173,29 @@ int hs_agent_write_snapshot(const char *kind, char *path, size_t len)
     return 0;
 }
 
-/* Appends one line to a file, creating it with a header line first. */
-static void append_line(const char *name, const char *header, const char *line)
+/* Appends one line to the timeline, creating it with a header line first. */
+static void timeline_append(const char *header, const char *line)
 {
     char path[4400];
-    snprintf(path, sizeof(path), "%s/%s", proc_dir, name);
-    int fd = hs_fd_high(open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
+    snprintf(path, sizeof(path), "%s/timeline.tsv", proc_dir);
+    int fd = kept_open(&timeline_fd, path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW);
     if (fd < 0)
         return;
     struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size == 0 && header != NULL &&
-        write(fd, header, strlen(header)) < 0) {
-        close(fd);
+    if (fstat(fd, &st) == 0 && st.st_size == 0 && write(fd, header, strlen(header)) < 0)
         return;
-    }
     if (write(fd, line, strlen(line)) < 0) {
         /* A full disk: the timeline has a gap; nothing else to do. */
     }
-    close(fd);
 }
 
 static size_t rss_bytes(void)
 {
     char buf[128];
-    int fd = hs_fd_high(open("/proc/self/statm", O_RDONLY | O_CLOEXEC));
+    int fd = kept_open(&statm_fd, "/proc/self/statm", O_RDONLY);
     if (fd < 0)
         return 0;
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
     if (n <= 0)
         return 0;
     buf[n] = '\0';
@@ -187,25 +219,34 @@ static void timeline_tick(void)
     char line[160];
     snprintf(line, sizeof(line), "%.3f\t%zu\t%zu\t%zu\n", monotonic() - hs_st.start_monotonic,
              cur, peak, rss_bytes());
-    append_line("timeline.tsv", "t_seconds\ttraced_current\ttraced_peak\trss\n", line);
+    timeline_append("t_seconds\ttraced_current\ttraced_peak\trss\n", line);
 }
+
+/* The kernel's directory entry (getdents64): the kept descriptor is read directly, without a DIR
+ * (closedir would close a number that may no longer be ours). */
+struct dirent64_raw { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; };
 
 /* Answers every pending request: a regular file of ours named request.<nonce>. */
 static void serve_requests(void)
 {
-    DIR *d = open_dir_high(proc_dir);
-    if (d == NULL)
+    int dfd = kept_open(&dir_fd, proc_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    if (dfd < 0 || lseek(dfd, 0, SEEK_SET) < 0)
         return;
     char names[8][256];
     int n = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL && n < 8;) {
-        size_t len = strlen(e->d_name);
-        if (strncmp(e->d_name, "request.", 8) != 0 || len < 9 || len >= 200 ||
-            strchr(e->d_name + 8, '.') != NULL)
-            continue;
-        snprintf(names[n++], sizeof(names[0]), "%s", e->d_name);
+    _Alignas(8) char buf[4096];
+    long got;
+    while (n < 8 && (got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < got && n < 8;) {
+            const struct dirent64_raw *e = (const struct dirent64_raw *)(buf + off);
+            off += e->reclen;
+            size_t len = strlen(e->name);
+            if (strncmp(e->name, "request.", 8) != 0 || len < 9 || len >= 200 ||
+                strchr(e->name + 8, '.') != NULL)
+                continue;
+            snprintf(names[n++], sizeof(names[0]), "%s", e->name);
+        }
     }
-    closedir(d);
     for (int i = 0; i < n; i++) {
         char req[4500], done[4600], tmp[4600], path[4400];
         if (snprintf(req, sizeof(req), "%s/%s", proc_dir, names[i]) >= (int)sizeof(req))
@@ -233,7 +274,8 @@ static void serve_requests(void)
     }
 }
 
-/* Advances *t by ns (< 1 s) and sleeps until then (CLOCK_MONOTONIC). */
+/* Advances *t by ns (< 1 s) and sleeps until then (CLOCK_MONOTONIC).  A deadline already past
+ * (a snapshot took longer than a tick) moves to now: one row then, not one per tick missed. */
 static void sleep_until(struct timespec *t, long ns)
 {
     t->tv_nsec += ns;
@@ -241,6 +283,10 @@ static void sleep_until(struct timespec *t, long ns)
         t->tv_sec++;
         t->tv_nsec -= 1000000000L;
     }
+    struct timespec now;
+    clock_gettime(CLOCK_MONOTONIC, &now);
+    if (t->tv_sec < now.tv_sec || (t->tv_sec == now.tv_sec && t->tv_nsec < now.tv_nsec))
+        *t = now;
     while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, t, NULL) == EINTR)
         ;
 }
@@ -300,10 +346,20 @@ void hs_agent_exiting(void)
     atomic_store(&exiting, 1);
 }
 
+/* In a forked child: its copies of the parent's files (timeline, folder, the parent's
+ * /proc/self/statm), traced or not, go. */
+void hs_agent_close_files(void)
+{
+    kept_close(&timeline_fd);
+    kept_close(&statm_fd);
+    kept_close(&dir_fd);
+}
+
 /* In a forked child that keeps tracing: its own folder, and a thread of its own (the parent's
  * did not survive the fork). */
 void hs_agent_after_fork(void)
 {
+    hs_agent_close_files();
     atomic_store(&running, 0);
     atomic_store(&exiting, 0);               /* the child is a program of its own */
     if (!hs_agent_enabled())

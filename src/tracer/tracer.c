@@ -55,6 +55,7 @@ HS_HIDDEN int hs_agent_configure(const char *dir, double every);
 HS_HIDDEN int hs_agent_write_snapshot(const char *kind, char *path, size_t len);
 HS_HIDDEN void hs_agent_start(void);
 HS_HIDDEN void hs_agent_after_fork(void);
+HS_HIDDEN void hs_agent_close_files(void);
 HS_HIDDEN void hs_agent_exiting(void);
 /* hooks_exec.c: the tracer's variables out of environ, and back for an exec. */
 HS_HIDDEN void hs_exec_init(void);
@@ -445,6 +446,7 @@ static void atfork_child(void)
         follow_fork = 0;
     }
     if (!follow_fork) {
+        hs_agent_close_files();
         atomic_store(&hs_st.tracing, 0);
         hs_live_clear();
         output_path[0] = '\0';

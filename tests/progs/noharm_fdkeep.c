@@ -4,8 +4,11 @@
  * with --interval; each symbolizes, and libdw keeps the files it read open), then opens
  * /dev/null: it must get the lowest free number, the one it gets untraced.  The tracer's thread
  * also opens files for a moment on each tick, so the open is tried a few times, 3 ms apart, and
- * the lowest number is the one printed.
+ * the lowest number is the one printed.  Then the program closes every descriptor above 2
+ * (the tracer's thread keeps some open between ticks) and allocates for 0.4 s more: the timeline
+ * must go on.
  */
+#define _GNU_SOURCE
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,8 +45,13 @@ int main(void)
             close(fd);
         usleep(3000);
     }
+    printf("lowest free descriptor after the snapshots: %d\n", lowest);
+    fflush(stdout);
+    close_range(3, ~0U, 0);
+    for (double end = now() + 0.4; now() < end;)
+        for (int k = 0; k < 1000; k++)
+            allocate(i++);
     for (int k = 0; k < 256; k++)
         free(keep[k]);
-    printf("lowest free descriptor after the snapshots: %d\n", lowest);
     return 0;
 }
