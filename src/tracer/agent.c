@@ -244,7 +244,7 @@ static void serve_requests(void)
             if (strncmp(e->name, "request.", 8) != 0 || len < 9 || len >= 200 ||
                 strchr(e->name + 8, '.') != NULL)
                 continue;
-            snprintf(names[n++], sizeof(names[0]), "%s", e->name);
+            memcpy(names[n++], e->name, len + 1);           /* len < 200 */
         }
     }
     for (int i = 0; i < n; i++) {
