@@ -677,14 +677,8 @@ static int wide_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
 
 static int live_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
 {
-    if (domain != 0 || !addr_packs(addr) ||
-        atomic_load_explicit(&wide_count, memory_order_relaxed) != 0) {
-        /* Blocks whose size needed the wide table are domain 0 too: look there as well. */
-        if (wide_take(domain, addr, out, remove))
-            return 1;
-        if (domain != 0 || !addr_packs(addr))
-            return 0;
-    }
+    if (domain != 0 || !addr_packs(addr))
+        return wide_take(domain, addr, out, remove);
     uint64_t h = addr_hash(addr);
     live_shard *sh = shard_of(h);
     live_lock(&sh->lock);
@@ -699,7 +693,13 @@ static int live_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
         }
     }
     live_unlock(&sh->lock);
-    return i >= 0;
+    if (i >= 0)
+        return 1;
+    /* A block of 8 MiB or more is in the wide table, domain 0 too.  Looked for only after the
+     * packed table: while one such block lives, every other free would take wide_lock (one lock
+     * for all threads) first. */
+    return atomic_load_explicit(&wide_count, memory_order_relaxed) != 0 &&
+           wide_take(0, addr, out, remove);
 }
 
 int hs_live_del(unsigned int domain, uintptr_t addr, hs_live *out)
