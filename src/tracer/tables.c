@@ -9,8 +9,10 @@
  *
  * Live blocks: 32 shards by address hash, each a lock and an open-addressing table (linear
  * probing, backward-shift deletion, no tombstones) of 12-byte packed entries: the address, the
- * size and the stack id.  Blocks of other domains (hs_track), and the rare address or size that
- * does not fit (8 MiB or more, not 8-byte aligned), go to one "wide" table with its own lock.
+ * size and the stack id.  Blocks of other domains (hs_track), and the rare address that does not
+ * fit (not 8-byte aligned, or at 2^48 or above), go to one "wide" table with its own lock.  A
+ * block of 8 MiB or more keeps its packed entry, marked, and its size in the wide table (a "side"
+ * entry), so that every address the packed table can hold is found there and only there.
  *
  * All table memory comes from mmap, is counted for hs_get_tracer_memory(), and is never given
  * back while other threads may use it (tracer.h, rule 5).  Locks guard: a live shard's lock its
@@ -342,13 +344,15 @@ uint32_t hs_stacks_intern(const uintptr_t *pcs, uint32_t n)
 /* A packed entry is 12 bytes: an 8-byte-aligned address below 2^48 (45 bits), a size below 8 MiB
  * (23 bits) and a stack id (28 bits: ids stay below 2^28, see DIR_CHUNKS).  a = addr >> 3 |
  * size bits 0-18 << 45, b = stack | size bits 19-22 << 28; a == 0 is an empty slot (address 0 is
- * never stored).  Twelve bytes rather than sixteen let the table run emptier for the same memory
- * (shorter probe runs), and put five entries in a cache line instead of four. */
+ * never stored).  A size field of SIZE_BIG means 8 MiB - 1 or more: the size is in the wide table
+ * (domain 0, same address).  Twelve bytes rather than sixteen let the table run emptier for the
+ * same memory (shorter probe runs), and fit 5.3 entries in a cache line instead of 4. */
 #define ADDR_BITS 48
 #define ADDR_MASK ((UINT64_C(1) << ADDR_BITS) - 1)
 #define SIZE_LO_BITS 19
 #define SIZE_BITS 23
 #define STACK_BITS 28
+#define SIZE_BIG ((UINT64_C(1) << SIZE_BITS) - 1)
 _Static_assert((uint64_t)DIR_CHUNK * DIR_CHUNKS * STACK_SHARDS <= (UINT64_C(1) << STACK_BITS),
                "stack ids must fit a packed entry");
 
@@ -449,17 +453,17 @@ typedef struct wide_ent { uintptr_t addr; size_t size; uint32_t stack; unsigned 
 static pthread_mutex_t wide_lock = PTHREAD_MUTEX_INITIALIZER;
 static wide_ent *wide;
 static size_t wide_cap;
-static _Atomic size_t wide_count;            /* read without the lock by live_take's fast path */
+static _Atomic size_t wide_count;            /* blocks and side entries; read racily for sizing */
 
 static inline uint64_t wide_hash(unsigned domain, uintptr_t addr)
 {
     return hs_mix64(addr ^ ((uint64_t)domain << 48) ^ ((uint64_t)domain >> 16));
 }
 
-static inline int fits_packed(unsigned domain, uintptr_t addr, size_t size, uint32_t stack)
+/* Any size fits (SIZE_BIG), and every stack id (the _Static_assert above). */
+static inline int fits_packed(unsigned domain, uintptr_t addr)
 {
-    return domain == 0 && addr_packs(addr) && ((uint64_t)size >> SIZE_BITS) == 0 &&
-           (stack >> STACK_BITS) == 0;
+    return domain == 0 && addr_packs(addr);
 }
 
 /* pre: sh->lock held. */
@@ -574,38 +578,69 @@ static void wide_remove_at_unlocked(size_t i)
     atomic_fetch_sub_explicit(&wide_count, 1, memory_order_relaxed);
 }
 
-static int wide_put(unsigned domain, uintptr_t addr, size_t size, uint32_t stack, size_t *old_size,
-                    int *replaced)
+/* pre: wide_lock held.  Sets (domain, addr) to size and stack: 1 if it was there (*old_size its
+ * size), 0 if added, -ENOMEM.  Counters untouched. */
+static int wide_set_unlocked(unsigned domain, uintptr_t addr, size_t size, uint32_t stack,
+                             size_t *old_size)
 {
-    int r = 0;
-    pthread_mutex_lock(&wide_lock);
-    if (!hs_tracing()) {
-        r = -ECANCELED;
-        goto out;
-    }
     ptrdiff_t i = wide_find_unlocked(domain, addr);
     if (i >= 0) {
         *old_size = wide[i].size;
-        *replaced = 1;
-        hs_count_sub(wide[i].size);
         wide[i].size = size;
         wide[i].stack = stack;
-        hs_count_add(size);
-        goto out;
+        return 1;
     }
-    if ((wide_count + 1) * 2 > wide_cap && wide_grow_unlocked() < 0) {
-        r = -ENOMEM;
-        goto out;
-    }
+    if ((wide_count + 1) * 2 > wide_cap && wide_grow_unlocked() < 0)
+        return -ENOMEM;
     size_t j = wide_hash(domain, addr) & (wide_cap - 1);
     while (wide[j].used)
         j = (j + 1) & (wide_cap - 1);
     wide[j] = (wide_ent){ addr, size, stack, domain, 1 };
     atomic_fetch_add_explicit(&wide_count, 1, memory_order_relaxed);
-    hs_count_add(size);
-out:
+    return 0;
+}
+
+static int wide_put(unsigned domain, uintptr_t addr, size_t size, uint32_t stack, size_t *old_size,
+                    int *replaced)
+{
+    int r = -ECANCELED;
+    pthread_mutex_lock(&wide_lock);
+    if (hs_tracing() && (r = wide_set_unlocked(domain, addr, size, stack, old_size)) >= 0) {
+        if (r == 1) {
+            *replaced = 1;
+            hs_count_sub(*old_size);
+        }
+        hs_count_add(size);
+        r = 0;
+    }
     pthread_mutex_unlock(&wide_lock);
     return r;
+}
+
+/* The size of a packed entry marked SIZE_BIG, from its side entry; removed with it if remove.
+ * Called with the entry's shard lock held (shard lock, then wide_lock: the order everywhere). */
+static size_t side_size(uintptr_t addr, int remove)
+{
+    size_t size = SIZE_BIG;                  /* not found: cannot happen; the mark is the least */
+    pthread_mutex_lock(&wide_lock);
+    ptrdiff_t i = wide_find_unlocked(0, addr);
+    if (i >= 0) {
+        size = wide[i].size;
+        if (remove)
+            wide_remove_at_unlocked((size_t)i);
+    }
+    pthread_mutex_unlock(&wide_lock);
+    return size;
+}
+
+/* Sets the side entry of a big block; 0 or -ENOMEM.  Shard lock held. */
+static int side_set(uintptr_t addr, size_t size, uint32_t stack)
+{
+    size_t ignored;
+    pthread_mutex_lock(&wide_lock);
+    int r = wide_set_unlocked(0, addr, size, stack, &ignored);
+    pthread_mutex_unlock(&wide_lock);
+    return r < 0 ? r : 0;
 }
 
 /* Starts loading addr's home slot into the cache, without the lock, so that the miss overlaps the
@@ -626,8 +661,9 @@ int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack
 {
     *old_size = 0;
     *replaced = 0;
-    if (!fits_packed(domain, addr, size, stack))
+    if (!fits_packed(domain, addr))
         return wide_put(domain, addr, size, stack, old_size, replaced);
+    size_t field = size < SIZE_BIG ? size : SIZE_BIG;
     uint64_t h = addr_hash(addr);
     live_shard *sh = shard_of(h);
     int r = 0;
@@ -643,15 +679,22 @@ int hs_live_put(unsigned int domain, uintptr_t addr, size_t size, uint32_t stack
     size_t j = live_home(h, addr, sh->cap);
     for (; sh->ents[j].a != 0; j = live_next(j, sh->cap)) {
         if (p_addr(sh->ents[j]) == addr) {
-            *old_size = p_size(sh->ents[j]);
+            size_t old = p_size(sh->ents[j]);
+            if (old == SIZE_BIG)
+                old = side_size(addr, field != SIZE_BIG);
+            if (field == SIZE_BIG && (r = side_set(addr, size, stack)) < 0)
+                goto out;                    /* the old entry stays whole */
+            *old_size = old;
             *replaced = 1;
-            hs_count_sub(*old_size);
-            sh->ents[j] = pack(addr, size, stack);
+            hs_count_sub(old);
+            sh->ents[j] = pack(addr, field, stack);
             hs_count_add(size);
             goto out;
         }
     }
-    sh->ents[j] = pack(addr, size, stack);
+    if (field == SIZE_BIG && (r = side_set(addr, size, stack)) < 0)
+        goto out;
+    sh->ents[j] = pack(addr, field, stack);
     atomic_store_explicit(&sh->count, sh->count + 1, memory_order_relaxed);
     hs_count_add(size);
 out:
@@ -685,21 +728,18 @@ static int live_take(unsigned domain, uintptr_t addr, hs_live *out, int remove)
     ptrdiff_t i = live_find_unlocked(sh, addr, h);
     if (i >= 0) {
         packed e = sh->ents[i];
+        size_t size = p_size(e);
+        if (size == SIZE_BIG)
+            size = side_size(addr, remove);
         if (out)
-            *out = (hs_live){ addr, p_size(e), p_stack(e), 0 };
+            *out = (hs_live){ addr, size, p_stack(e), 0 };
         if (remove) {
-            hs_count_sub(p_size(e));
+            hs_count_sub(size);
             live_remove_at_unlocked(sh, (size_t)i);
         }
     }
     live_unlock(&sh->lock);
-    if (i >= 0)
-        return 1;
-    /* A block of 8 MiB or more is in the wide table, domain 0 too.  Looked for only after the
-     * packed table: while one such block lives, every other free would take wide_lock (one lock
-     * for all threads) first. */
-    return atomic_load_explicit(&wide_count, memory_order_relaxed) != 0 &&
-           wide_take(0, addr, out, remove);
+    return i >= 0;
 }
 
 int hs_live_del(unsigned int domain, uintptr_t addr, hs_live *out)
@@ -760,13 +800,18 @@ int hs_live_copy(hs_live **out, size_t *n_out, size_t *current, size_t *peak)
             size_t left = sh->count;
             for (size_t j = 0; left > 0 && j < sh->cap; j++)
                 if (sh->ents[j].a != 0) {
-                    buf[k++] = (hs_live){ p_addr(sh->ents[j]), p_size(sh->ents[j]),
-                                          p_stack(sh->ents[j]), 0 };
+                    packed e = sh->ents[j];
+                    uintptr_t a = p_addr(e);
+                    size_t size = p_size(e);
+                    ptrdiff_t w;
+                    if (size == SIZE_BIG && (w = wide_find_unlocked(0, a)) >= 0)
+                        size = wide[w].size;
+                    buf[k++] = (hs_live){ a, size, p_stack(e), 0 };
                     left--;
                 }
         }
         for (size_t j = 0; j < wide_cap; j++)
-            if (wide[j].used)
+            if (wide[j].used && !fits_packed(wide[j].domain, wide[j].addr))   /* not a side entry */
                 buf[k++] = (hs_live){ wide[j].addr, wide[j].size, wide[j].stack, wide[j].domain };
         *current = atomic_load(&hs_st.current);
         *peak = atomic_load(&hs_st.peak);
