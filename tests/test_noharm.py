@@ -422,13 +422,17 @@ def test_descriptors_are_the_programs(tmp):
     assert r.stdout.startswith("first open: descriptor 3\n")
 
 
-def test_descriptors_the_tracer_keeps_are_out_of_the_way(tmp):
+@pytest.mark.parametrize("nofile", [None, 64])
+def test_descriptors_the_tracer_keeps_are_out_of_the_way(tmp, nofile):
     """libdw keeps open the files of every module a snapshot symbolized: after interval
-    snapshots, the program's next open still gets descriptor 3.  The tracer's thread keeps its
-    timeline open between ticks: when the program closes every descriptor, the timeline goes on
-    (one header, rows to the end)."""
+    snapshots, the program's next open still gets descriptor 3, also with only 64 descriptors
+    allowed.  The tracer's thread keeps its timeline open between ticks: when the program closes
+    every descriptor, the timeline goes on (one header, rows to the end)."""
     out = tmp / "o"
-    r = run_both([PROGS / "noharm_fdkeep"], out, "--interval", "0.1")
+    argv = [PROGS / "noharm_fdkeep"]
+    if nofile is not None:
+        argv = ["bash", "-c", f'ulimit -n {nofile} && exec "$@"', "bash", *argv]
+    r = run_both(argv, out, "--interval", "0.1")
     assert r.stdout == "lowest free descriptor after the snapshots: 3\n"
     [d] = proc_dirs(out)
     assert len(list(d.glob("*-interval.hsnap"))) >= 3

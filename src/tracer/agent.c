@@ -10,8 +10,9 @@
  * O_CLOEXEC and O_NOFOLLOW, and moved at once to the top of the descriptor range (hs_fd_high).
  * The three it reads or writes on every tick (timeline.tsv, /proc/self/statm, DIR/<pid>/) stay
  * open there, so that a steady tick opens nothing: an open takes the program's lowest free number
- * for a moment, and the program may be opening a file at that very moment.  The program may close
- * those descriptors (close_range) and reuse the numbers: each is checked to be the same file
+ * for a moment, and the program may be opening a file at that very moment.  (One that could not be
+ * moved, the top of the range being full, is closed after use instead of kept.)  The program may
+ * close those descriptors (close_range) and reuse the numbers: each is checked to be the same file
  * (device and inode) before use, and reopened when it is not; a number that is no longer ours is
  * never closed.  Requests are files "request.<nonce>" that the requester creates in DIR/<pid>/,
  * which only its owner can write to (0700); a request file must be a regular file of our own
@@ -42,33 +43,45 @@ static _Atomic int running;
 
 int hs_agent_enabled(void) { return base_dir[0] != '\0'; }
 
-/* A descriptor kept open between ticks, and the file it was opened on. */
+/* A descriptor kept open between ticks, and the file it was opened on.  kept_lock guards them
+ * all and their use: the final snapshot's timeline row is written by a program thread. */
 typedef struct kept_fd { int fd; dev_t dev; ino_t ino; } kept_fd;
+static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static kept_fd timeline_fd = { -1, 0, 0 }, statm_fd = { -1, 0, 0 }, dir_fd = { -1, 0, 0 };
 
-/* k's descriptor, reopened from path when it no longer refers to the file it was opened on. */
-static int kept_open(kept_fd *k, const char *path, int flags)
+static int kept_is_ours(const kept_fd *k)
 {
     struct stat st;
-    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+    return k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino;
+}
+
+/* pre: kept_lock.  k's descriptor, reopened from path when it no longer refers to the file it was
+ * opened on.  A descriptor that could not be moved out of the program's way is not kept: it is
+ * used once, and kept_done closes it. */
+static int kept_open(kept_fd *k, const char *path, int flags)
+{
+    if (kept_is_ours(k))
         return k->fd;
     k->fd = -1;                              /* closed by the program, maybe reused: not ours */
-    int fd = hs_fd_high(open(path, flags | O_CLOEXEC, 0600));
-    if (fd < 0)
-        return -1;
-    if (fstat(fd, &st) < 0) {
-        close(fd);
-        return -1;
-    }
-    *k = (kept_fd){ fd, st.st_dev, st.st_ino };
+    int low = open(path, flags | O_CLOEXEC, 0600);
+    int fd = hs_fd_high(low);
+    struct stat st;
+    if (fd >= 0 && fd != low && fstat(fd, &st) == 0)
+        *k = (kept_fd){ fd, st.st_dev, st.st_ino };
     return fd;
 }
 
-/* Closes what is still ours (a forked child's copies of its parent's files). */
+/* pre: kept_lock.  After a use of kept_open's descriptor. */
+static void kept_done(const kept_fd *k, int fd)
+{
+    if (fd >= 0 && fd != k->fd)
+        close(fd);
+}
+
+/* pre: kept_lock.  Closes what is still ours. */
 static void kept_close(kept_fd *k)
 {
-    struct stat st;
-    if (k->fd >= 0 && fstat(k->fd, &st) == 0 && st.st_dev == k->dev && st.st_ino == k->ino)
+    if (kept_is_ours(k))
         close(k->fd);
     k->fd = -1;
 }
@@ -182,11 +195,11 @@ static void timeline_append(const char *header, const char *line)
     if (fd < 0)
         return;
     struct stat st;
-    if (fstat(fd, &st) == 0 && st.st_size == 0 && write(fd, header, strlen(header)) < 0)
-        return;
-    if (write(fd, line, strlen(line)) < 0) {
+    if ((fstat(fd, &st) != 0 || st.st_size != 0 || write(fd, header, strlen(header)) >= 0) &&
+        write(fd, line, strlen(line)) < 0) {
         /* A full disk: the timeline has a gap; nothing else to do. */
     }
+    kept_done(&timeline_fd, fd);
 }
 
 static size_t rss_bytes(void)
@@ -196,6 +209,7 @@ static size_t rss_bytes(void)
     if (fd < 0)
         return 0;
     ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    kept_done(&statm_fd, fd);
     if (n <= 0)
         return 0;
     buf[n] = '\0';
@@ -217,9 +231,11 @@ static void timeline_tick(void)
     size_t cur, peak;
     hs_get_traced_memory(&cur, &peak);
     char line[160];
+    pthread_mutex_lock(&kept_lock);
     snprintf(line, sizeof(line), "%.3f\t%zu\t%zu\t%zu\n", monotonic() - hs_st.start_monotonic,
              cur, peak, rss_bytes());
     timeline_append("t_seconds\ttraced_current\ttraced_peak\trss\n", line);
+    pthread_mutex_unlock(&kept_lock);
 }
 
 /* The kernel's directory entry (getdents64): the kept descriptor is read directly, without a DIR
@@ -229,14 +245,14 @@ struct dirent64_raw { uint64_t ino; int64_t off; unsigned short reclen; unsigned
 /* Answers every pending request: a regular file of ours named request.<nonce>. */
 static void serve_requests(void)
 {
-    int dfd = kept_open(&dir_fd, proc_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    if (dfd < 0 || lseek(dfd, 0, SEEK_SET) < 0)
-        return;
     char names[8][256];
     int n = 0;
     _Alignas(8) char buf[4096];
     long got;
-    while (n < 8 && (got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+    pthread_mutex_lock(&kept_lock);
+    int dfd = kept_open(&dir_fd, proc_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    int rewound = dfd >= 0 && lseek(dfd, 0, SEEK_SET) == 0;
+    while (rewound && n < 8 && (got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
         for (long off = 0; off < got && n < 8;) {
             const struct dirent64_raw *e = (const struct dirent64_raw *)(buf + off);
             off += e->reclen;
@@ -247,6 +263,8 @@ static void serve_requests(void)
             memcpy(names[n++], e->name, len + 1);           /* len < 200 */
         }
     }
+    kept_done(&dir_fd, dfd);
+    pthread_mutex_unlock(&kept_lock);
     for (int i = 0; i < n; i++) {
         char req[4500], done[4600], tmp[4600], path[4400];
         if (snprintf(req, sizeof(req), "%s/%s", proc_dir, names[i]) >= (int)sizeof(req))
@@ -301,7 +319,7 @@ static void *agent_main(void *arg)
      * opens nothing during its first 20 ms.  (This narrows the window; it does not close it.) */
     double next_interval = interval > 0 ? monotonic() + interval : 0;
     struct timespec next, quiet;
-    clock_gettime(CLOCK_MONOTONIC, &next);           /* the ticks stay on the start's grid */
+    clock_gettime(CLOCK_MONOTONIC, &next);           /* ticks every 100 ms from the start */
     quiet = next;
     sleep_until(&quiet, 20 * 1000 * 1000L);
     scan_seq();
@@ -317,6 +335,11 @@ static void *agent_main(void *arg)
         }
         sleep_until(&next, TICK_NS);
     }
+    pthread_mutex_lock(&kept_lock);          /* tracing stopped: nothing kept for a later start */
+    kept_close(&timeline_fd);
+    kept_close(&statm_fd);
+    kept_close(&dir_fd);
+    pthread_mutex_unlock(&kept_lock);
     atomic_store(&running, 0);
     return NULL;
 }
@@ -346,10 +369,13 @@ void hs_agent_exiting(void)
     atomic_store(&exiting, 1);
 }
 
-/* In a forked child: its copies of the parent's files (timeline, folder, the parent's
- * /proc/self/statm), traced or not, go. */
+/* In a forked child, first thing, traced or not: its copies of the parent's files (timeline,
+ * folder, the parent's /proc/self/statm) go, and the lock starts afresh (the fork may have caught
+ * the parent's tracer thread holding it). */
 void hs_agent_close_files(void)
 {
+    static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
+    memcpy(&kept_lock, &fresh, sizeof(kept_lock));
     kept_close(&timeline_fd);
     kept_close(&statm_fd);
     kept_close(&dir_fd);
@@ -359,7 +385,6 @@ void hs_agent_close_files(void)
  * did not survive the fork). */
 void hs_agent_after_fork(void)
 {
-    hs_agent_close_files();
     atomic_store(&running, 0);
     atomic_store(&exiting, 0);               /* the child is a program of its own */
     if (!hs_agent_enabled())

@@ -464,9 +464,10 @@ int hs_fd_high(int fd)
     if (fd < 0)
         return fd;
     struct rlimit rl;
-    int floor = 900;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur > 64)
-        floor = (int)rl.rlim_cur - 48;
+    int floor = 900;                         /* the top 48 numbers, or the top quarter of few */
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 8 &&
+        rl.rlim_cur <= INT_MAX)
+        floor = (int)rl.rlim_cur - ((int)rl.rlim_cur / 4 < 48 ? (int)rl.rlim_cur / 4 : 48);
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, floor);
     if (hi < 0)
         return fd;

@@ -925,6 +925,57 @@ static int try_debug_file(Dwfl_Module *mod, const struct stat *main_st, const ch
     return fd;
 }
 
+/* The first debug root of the colon-separated list roots into root (an absolute directory, or ""
+ * to skip); returns the rest of the list, NULL after the last. */
+static const char *next_debug_root(const char *roots, char *root, size_t size)
+{
+    const char *end = strchr(roots, ':');
+    size_t rlen = end != NULL ? (size_t)(end - roots) : strlen(roots);
+    const char *r = roots;
+    if (rlen > 0 && (*r == '+' || *r == '-')) /* libdwfl's CRC-check prefixes */
+        r++, rlen--;
+    root[0] = '\0';
+    if (rlen > 0 && r[0] == '/' && rlen < size) {
+        memcpy(root, r, rlen);
+        root[rlen] = '\0';
+    }
+    return end != NULL ? end + 1 : NULL;
+}
+
+static const char *debug_roots(void)
+{
+    return g_debuginfo_path != NULL ? g_debuginfo_path : "/usr/lib/debug";
+}
+
+/* <root>/.build-id/xx/rest.debug for each debug root, by the module's build-id.  Opened here, not
+ * by dwfl_build_id_find_debuginfo: that one attaches an Elf of its own to the descriptor, which
+ * then could not be moved out of the program's way. */
+static int find_by_build_id(Dwfl_Module *mod, char **found)
+{
+    const unsigned char *bits = NULL;
+    GElf_Addr vaddr;
+    int n = g_dw.dwfl_module_build_id(mod, &bits, &vaddr);
+    if (n < 2 || n > 64)
+        return -1;
+    static const char digits[] = "0123456789abcdef";
+    char hex[2 * 64 + 1], sub[32], name[2 * 64 + 8];
+    for (int i = 0; i < n; i++) {
+        hex[2 * i] = digits[bits[i] >> 4];
+        hex[2 * i + 1] = digits[bits[i] & 15];
+    }
+    hex[2 * n] = '\0';
+    snprintf(sub, sizeof(sub), ".build-id/%.2s", hex);
+    snprintf(name, sizeof(name), "%s.debug", hex + 2);
+    int fd = -1;
+    for (const char *roots = debug_roots(); fd < 0 && roots != NULL;) {
+        char root[PATH_MAX];
+        roots = next_debug_root(roots, root, sizeof(root));
+        if (root[0] != '\0')
+            fd = try_debug_file(mod, NULL, root, sub, name, 0, found);
+    }
+    return fd;
+}
+
 /* .gnu_debuglink in the places GDB and libdwfl look: the object's directory, its .debug/
  * subdirectory, and <root>/<directory> for each debug root (default /usr/lib/debug). */
 static int find_by_debuglink(Dwfl_Module *mod, const char *file_name, const char *link,
@@ -946,20 +997,11 @@ static int find_by_debuglink(Dwfl_Module *mod, const char *file_name, const char
     int fd = try_debug_file(mod, mst, dir[0] ? dir : "", NULL, link, crc, found);
     if (fd < 0)
         fd = try_debug_file(mod, mst, dir[0] ? dir : "", ".debug", link, crc, found);
-    const char *roots = g_debuginfo_path != NULL ? g_debuginfo_path : "/usr/lib/debug";
-    while (fd < 0 && *roots != '\0') {
-        const char *end = strchr(roots, ':');
-        size_t rlen = end != NULL ? (size_t)(end - roots) : strlen(roots);
+    for (const char *roots = debug_roots(); fd < 0 && roots != NULL;) {
         char root[PATH_MAX];
-        const char *r = roots;
-        if (rlen > 0 && (*r == '+' || *r == '-')) /* libdwfl's CRC-check prefixes */
-            r++, rlen--;
-        if (rlen > 0 && r[0] == '/' && rlen < sizeof(root)) {
-            memcpy(root, r, rlen);
-            root[rlen] = '\0';
+        roots = next_debug_root(roots, root, sizeof(root));
+        if (root[0] != '\0')
             fd = try_debug_file(mod, mst, root, dir[0] == '/' ? dir + 1 : dir, link, crc, found);
-        }
-        roots = end != NULL ? end + 1 : "";
     }
     return fd;
 }
@@ -969,19 +1011,23 @@ static int cb_find_debuginfo(Dwfl_Module *mod, void **userdata, const char *modn
                              Dwarf_Addr base, const char *file_name, const char *debuglink,
                              GElf_Word crc, char **debuginfo_file_name)
 {
-    /* dwfl_build_id_find_debuginfo only opens <root>/.build-id/xx/rest.debug files (for the
-     * module, or for its dwz alternate file when the module's DWARF is already open). */
-    int fd = g_dw.dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
-                                               debuglink, crc, debuginfo_file_name);
-    if (fd >= 0)
-        return fd_out_of_the_way(fd);      /* libdw keeps it: see fd_out_of_the_way */
-    /* A .gnu_debuglink is a bare file name; names with a '/' are dwz alternate-file paths,
-     * left to libdw's dwarf_getalt (which only looks at local files too). */
-    if (debuglink == NULL || debuglink[0] == '\0' || strchr(debuglink, '/') != NULL ||
-        file_name == NULL)
-        return -1;
+    /* Asked for the module's debug file, libdwfl passes its .gnu_debuglink (a bare file name) and
+     * that section's CRC, or no name; asked for a dwz alternate file once the module's DWARF is
+     * open, the .gnu_debugaltlink name (a path) and no CRC.  The alternate file is left to
+     * dwfl_build_id_find_debuginfo (which only opens <root>/.build-id/xx/rest.debug files, here by
+     * the DWARF's altlink build-id), then to libdw's dwarf_getalt (local files only too).  Its
+     * descriptor carries libdw's own Elf, so it stays where open put it (a rare file: Debian's
+     * dwz'd -dbgsym packages).  A debug link whose CRC happens to be 0 goes that way too, found
+     * just the same. */
+    if (debuglink != NULL && (crc == 0 || strchr(debuglink, '/') != NULL))
+        return g_dw.dwfl_build_id_find_debuginfo(mod, userdata, modname, base, file_name,
+                                                 debuglink, crc, debuginfo_file_name);
     char *found = NULL;
-    fd = find_by_debuglink(mod, file_name, debuglink, crc, &found);
+    int fd = find_by_build_id(mod, &found);
+    if (fd < 0 && (debuglink == NULL || debuglink[0] == '\0' || file_name == NULL))
+        return -1;
+    if (fd < 0)
+        fd = find_by_debuglink(mod, file_name, debuglink, crc, &found);
     if (fd < 0) {
         char *canon = realpath(file_name, NULL);
         if (canon != NULL && strcmp(canon, file_name) != 0)
@@ -1013,7 +1059,7 @@ static void module_setup_dwfl(hs_mod *m)
     if (dwfl == NULL)
         return;
     /* Opened here rather than by libdw, to put it out of the program's way; libdw keeps it
-     * (consumes it) on success. */
+     * (consumes it). */
     int fd = fd_out_of_the_way(open(m->path, O_RDONLY | O_CLOEXEC));
     if (fd < 0) {
         g_dw.dwfl_end(dwfl);
@@ -1024,7 +1070,9 @@ static void module_setup_dwfl(hs_mod *m)
     Dwfl_Module *dm = g_dw.dwfl_report_elf(dwfl, m->path, m->path, fd, m->bias, true);
     g_dw.dwfl_report_end(dwfl, NULL, NULL);
     if (dm == NULL) {
-        close(fd);
+        /* Not closed: libdw may have closed it already (it does when it decompressed the file),
+         * and the number may be someone else's by now.  One descriptor per module that failed,
+         * at most (a module is not set up twice). */
         g_dw.dwfl_end(dwfl);
         return;
     }

@@ -432,6 +432,7 @@ static void atfork_parent(void)
 
 static void atfork_child(void)
 {
+    hs_agent_close_files();
     self_pid = getpid();
     atomic_store(&final_done, 0);
     hs_sym_atfork_child();
@@ -446,7 +447,6 @@ static void atfork_child(void)
         follow_fork = 0;
     }
     if (!follow_fork) {
-        hs_agent_close_files();
         atomic_store(&hs_st.tracing, 0);
         hs_live_clear();
         output_path[0] = '\0';
