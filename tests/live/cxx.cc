@@ -90,6 +90,17 @@ int main()
     delete[] zero;
     CHECK_EQ(traced() - base, 0);
 
+    // Aligned new of sizes around 8 MiB (the tracer's packed entries hold sizes below it):
+    // libstdc++ rounds the size up for aligned_alloc, the size asked for is the one recorded,
+    // and the delete leaves nothing behind.
+    const size_t big[] = { (8u << 20) - 1, 8u << 20, (8u << 20) + 1, (16u << 20) - 1 };
+    for (size_t b : big) {
+        void *p = ::operator new(b, std::align_val_t(64));
+        CHECK_EQ(traced() - base, b);
+        ::operator delete(p, std::align_val_t(64));
+        CHECK_EQ(traced() - base, 0);
+    }
+
     // Standard containers: the site is the user's line, not libstdc++ or the headers.
     std::map<int, std::string> m;
     int lmap = __LINE__ + 2;
