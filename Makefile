@@ -163,6 +163,9 @@ LIBPROG_OPT = -O0
 # CFAs relative to %rsp, the same code in both
 PROG_OPT = -O0
 $(B)/progs/walkmemo: PROG_OPT = -O2           # frames without a frame pointer too
+$(B)/progs/fibers: tests/progs/fibers.cc       # boost.context (libboost-context-dev)
+	@mkdir -p $(dir $@)
+	$(CXX) -O1 -g -Wall -Wextra -Werror -o $@ $< -lboost_context
 $(B)/progs/libswap1.so $(B)/progs/libswap2.so: LIBPROG_OPT = -O2 -fomit-frame-pointer
 $(B)/progs/lib%.so: tests/progs/lib%.c
 	@mkdir -p $(dir $@)

@@ -13,6 +13,7 @@ PACKAGES=(
     libprotobuf-c-dev protobuf-c-compiler zlib1g-dev       # export: pprof's profile.proto, gzip
     golang-go                                              # `go tool pprof` reads exports back in tests
     libjemalloc2                                           # another malloc under heapsnap (no-harm tests)
+    libboost-context-dev                                   # fibers on their own stacks (unwind tests)
 )
 
 missing=()
