@@ -20,7 +20,6 @@
  */
 #include "tracer.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -86,6 +85,14 @@ static void kept_close(kept_fd *k)
     k->fd = -1;
 }
 
+/* pre: kept_lock. */
+static void kept_close_all(void)
+{
+    kept_close(&timeline_fd);
+    kept_close(&statm_fd);
+    kept_close(&dir_fd);
+}
+
 /* Creates proc_dir (0700) for the current pid, or checks that the one there is ours. */
 static int make_proc_dir(void)
 {
@@ -103,31 +110,44 @@ static int make_proc_dir(void)
     return 0;
 }
 
-/* opendir, its descriptor out of the program's way (hs_fd_high). */
-static DIR *open_dir_high(const char *path)
+/* The kernel's directory entry (getdents64). */
+struct dirent64_raw { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; };
+
+/* Calls fn with the name of each entry of proc_dir until it returns nonzero.  The folder is read
+ * through its kept descriptor, directly: a DIR's closedir would close a number that may no longer
+ * be ours. */
+static void each_name(int (*fn)(const char *name, void *arg), void *arg)
 {
-    int fd = hs_fd_high(open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-    if (fd < 0)
-        return NULL;
-    DIR *d = fdopendir(fd);
-    if (d == NULL)
-        close(fd);
-    return d;
+    _Alignas(8) char buf[4096];
+    long got;
+    int stop = 0;
+    pthread_mutex_lock(&kept_lock);
+    int dfd = kept_open(&dir_fd, proc_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
+    int rewound = dfd >= 0 && lseek(dfd, 0, SEEK_SET) == 0;
+    while (rewound && !stop && (got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
+        for (long off = 0; off < got && !stop;) {
+            const struct dirent64_raw *e = (const struct dirent64_raw *)(buf + off);
+            off += e->reclen;
+            stop = fn(e->name, arg);
+        }
+    }
+    kept_done(&dir_fd, dfd);
+    pthread_mutex_unlock(&kept_lock);
+}
+
+static int note_seq(const char *name, void *arg)
+{
+    unsigned n, *max = arg;
+    if (sscanf(name, "%6u-", &n) == 1 && strstr(name, ".hsnap") && n > *max)
+        *max = n;
+    return 0;
 }
 
 /* Continues numbering after the snapshots already there (an exec keeps the pid). */
 static void scan_seq(void)
 {
-    DIR *d = open_dir_high(proc_dir);
-    if (d == NULL)
-        return;
     unsigned max = 0;
-    for (struct dirent *e; (e = readdir(d)) != NULL;) {
-        unsigned n;
-        if (sscanf(e->d_name, "%6u-", &n) == 1 && strstr(e->d_name, ".hsnap") && n > max)
-            max = n;
-    }
-    closedir(d);
+    each_name(note_seq, &max);
     atomic_store(&seq, max);
 }
 
@@ -238,36 +258,25 @@ static void timeline_tick(void)
     pthread_mutex_unlock(&kept_lock);
 }
 
-/* The kernel's directory entry (getdents64): the kept descriptor is read directly, without a DIR
- * (closedir would close a number that may no longer be ours). */
-struct dirent64_raw { uint64_t ino; int64_t off; unsigned short reclen; unsigned char type; char name[]; };
-
 /* Answers every pending request: a regular file of ours named request.<nonce>. */
+typedef struct requests { char names[8][256]; int n; } requests;
+
+static int note_request(const char *name, void *arg)
+{
+    requests *r = arg;
+    size_t len = strlen(name);
+    if (strncmp(name, "request.", 8) == 0 && len >= 9 && len < 200 && strchr(name + 8, '.') == NULL)
+        memcpy(r->names[r->n++], name, len + 1);             /* len < 200 */
+    return r->n == 8;
+}
+
 static void serve_requests(void)
 {
-    char names[8][256];
-    int n = 0;
-    _Alignas(8) char buf[4096];
-    long got;
-    pthread_mutex_lock(&kept_lock);
-    int dfd = kept_open(&dir_fd, proc_dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW);
-    int rewound = dfd >= 0 && lseek(dfd, 0, SEEK_SET) == 0;
-    while (rewound && n < 8 && (got = syscall(SYS_getdents64, dfd, buf, sizeof(buf))) > 0) {
-        for (long off = 0; off < got && n < 8;) {
-            const struct dirent64_raw *e = (const struct dirent64_raw *)(buf + off);
-            off += e->reclen;
-            size_t len = strlen(e->name);
-            if (strncmp(e->name, "request.", 8) != 0 || len < 9 || len >= 200 ||
-                strchr(e->name + 8, '.') != NULL)
-                continue;
-            memcpy(names[n++], e->name, len + 1);           /* len < 200 */
-        }
-    }
-    kept_done(&dir_fd, dfd);
-    pthread_mutex_unlock(&kept_lock);
-    for (int i = 0; i < n; i++) {
+    requests rq = { .n = 0 };
+    each_name(note_request, &rq);
+    for (int i = 0; i < rq.n; i++) {
         char req[4500], done[4600], tmp[4600], path[4400];
-        if (snprintf(req, sizeof(req), "%s/%s", proc_dir, names[i]) >= (int)sizeof(req))
+        if (snprintf(req, sizeof(req), "%s/%s", proc_dir, rq.names[i]) >= (int)sizeof(req))
             continue;
         struct stat st;
         if (lstat(req, &st) < 0 || !S_ISREG(st.st_mode) || st.st_uid != geteuid()) {
@@ -336,9 +345,7 @@ static void *agent_main(void *arg)
         sleep_until(&next, TICK_NS);
     }
     pthread_mutex_lock(&kept_lock);          /* tracing stopped: nothing kept for a later start */
-    kept_close(&timeline_fd);
-    kept_close(&statm_fd);
-    kept_close(&dir_fd);
+    kept_close_all();
     pthread_mutex_unlock(&kept_lock);
     atomic_store(&running, 0);
     return NULL;
@@ -376,9 +383,7 @@ void hs_agent_close_files(void)
 {
     static const pthread_mutex_t fresh = PTHREAD_MUTEX_INITIALIZER;
     memcpy(&kept_lock, &fresh, sizeof(kept_lock));
-    kept_close(&timeline_fd);
-    kept_close(&statm_fd);
-    kept_close(&dir_fd);
+    kept_close_all();
 }
 
 /* In a forked child that keeps tracing: its own folder, and a thread of its own (the parent's
