@@ -466,8 +466,10 @@ int hs_fd_high(int fd)
     struct rlimit rl;
     int floor = 900;                         /* the top 48 numbers, or the top quarter of few */
     if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur >= 8 &&
-        rl.rlim_cur <= INT_MAX)
-        floor = (int)rl.rlim_cur - ((int)rl.rlim_cur / 4 < 48 ? (int)rl.rlim_cur / 4 : 48);
+        rl.rlim_cur <= INT_MAX) {
+        int limit = (int)rl.rlim_cur;
+        floor = limit - (limit / 4 < 48 ? limit / 4 : 48);
+    }
     int hi = fcntl(fd, F_DUPFD_CLOEXEC, floor);
     if (hi < 0)
         return fd;
