@@ -277,9 +277,12 @@ def test_leaks_cxx_containers(tmp):
     j = json.loads(hs("leaks", "--json", out).stdout)
     src = ROOT / "tests" / "progs" / "leak_cxx.cc"
     lines = {(os.path.basename(s["filename"]), s["lineno"]) for s in j["suspects"]}
-    assert ("leak_cxx.cc", site_line(src, "leak")) in lines, j["suspects"]
-    assert ("leak_cxx.cc", site_line(src, "cache")) not in lines
-    assert ("leak_cxx.cc", site_line(src, "window")) not in lines
+    # on failure: the verdicts and when each snapshot was taken (the timing is the usual suspect)
+    why = (j["suspects"], [hs("info", f).stdout.split("taken", 1)[-1].split("\n", 1)[0]
+                           for f in sorted(out.glob("*/*.hsnap"))])
+    assert ("leak_cxx.cc", site_line(src, "leak")) in lines, why
+    assert ("leak_cxx.cc", site_line(src, "cache")) not in lines, why
+    assert ("leak_cxx.cc", site_line(src, "window")) not in lines, why
     assert all("libstdc++" not in s["object"] for s in j["suspects"])
 
 

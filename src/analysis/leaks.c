@@ -330,6 +330,7 @@ static double theil_sen(const double *x, const double *y, size_t n, double *slop
 typedef struct judge_ctx {
     size_t n;                 /* snapshots */
     const double *x;          /* n: time (or snapshot number), strictly increasing, x[0] = 0 */
+    size_t w;                 /* the first snapshot of the last half of the time (ending) */
     size_t p;                 /* points of the pairwise statistics */
     const size_t *pidx;       /* p: their snapshots (every one when n <= HS_LEAK_PAIR_POINTS) */
     double *px, *py;          /* p */
@@ -383,9 +384,9 @@ static int judge(judge_ctx *c, const size_t *sizes, verdict *v)
     if (!(v->slope > 0))
         return 0;
 
-    /* Ending: the rise of the high-water mark over the last half of the intervals against what
-     * the overall rate (the larger of the fitted slope and the plain average) predicts. */
-    size_t m = (k + 1) / 2, w = n - m;
+    /* Ending: the rise of the high-water mark over the last half of the time against what the
+     * overall rate (the larger of the fitted slope and the plain average) predicts. */
+    size_t w = c->w;
     double pre = y[0], win = y[w];
     for (size_t j = 1; j < w; j++)
         pre = y[j] > pre ? y[j] : pre;
@@ -586,7 +587,13 @@ hs_leak_report *hs_leaks_analyze(const hs_snapshot *const *snaps, size_t n,
         pidx[i] = p == n ? i : (i * (n - 1) + (p - 1) / 2) / (p - 1);
         px[i] = x[pidx[i]];
     }
-    judge_ctx jc = { .n = n, .x = x, .p = p, .pidx = pidx, .px = px, .py = py, .y = y,
+    /* The last half of the time: the snapshots taken after its midpoint (x[0] = 0), one taken
+     * within a millionth of the span of it (clock rounding) counting as before.  With evenly
+     * spaced snapshots these are the last ceil(k / 2); skipped or late ticks do not move it. */
+    size_t w = 1;
+    while (x[w] <= x[n - 1] * (0.5 + 1e-6))
+        w++;
+    judge_ctx jc = { .n = n, .x = x, .w = w, .p = p, .pidx = pidx, .px = px, .py = py, .y = y,
                      .slopes = slopes, .min_confidence = o.min_confidence };
     for (size_t i = 0; i < cand.n; i++)
         if (judge(&jc, &sizes[i * n], &v[nrep]))
