@@ -301,21 +301,27 @@ static void serve_requests(void)
     }
 }
 
-/* Advances *t by ns (< 1 s) and sleeps until then (CLOCK_MONOTONIC).  A deadline already past
- * (a snapshot took longer than a tick) moves to now: one row then, not one per tick missed. */
-static void sleep_until(struct timespec *t, long ns)
+/* Sleeps until `when` on CLOCK_MONOTONIC (rounded up to the next nanosecond, so that monotonic()
+ * is then at least `when`). */
+static void sleep_until(double when)
 {
-    t->tv_nsec += ns;
-    if (t->tv_nsec >= 1000000000L) {
-        t->tv_sec++;
-        t->tv_nsec -= 1000000000L;
+    time_t sec = (time_t)when;
+    long ns = (long)((when - (double)sec) * 1e9) + 1;
+    if (ns >= 1000000000L) {
+        sec++;
+        ns -= 1000000000L;
     }
-    struct timespec now;
-    clock_gettime(CLOCK_MONOTONIC, &now);
-    if (t->tv_sec < now.tv_sec || (t->tv_sec == now.tv_sec && t->tv_nsec < now.tv_nsec))
-        *t = now;
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, t, NULL) == EINTR)
+    struct timespec t = { .tv_sec = sec, .tv_nsec = ns };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &t, NULL) == EINTR)
         ;
+}
+
+/* The next deadline of a period after `due` has come: one period on, or now when that is already
+ * past (a snapshot took longer): one row or snapshot then, not one per period missed. */
+static double next_due(double due, double period, double now)
+{
+    due += period;
+    return due < now ? now : due;
 }
 
 static void *agent_main(void *arg)
@@ -325,24 +331,26 @@ static void *agent_main(void *arg)
     /* Every file this thread opens briefly takes the lowest free descriptor number until
      * hs_fd_high moves it.  A program that has just started or forked is the one likely to close
      * everything and reopen 0, 1 and 2 (a daemon), and it must get those numbers: so the thread
-     * opens nothing during its first 20 ms.  (This narrows the window; it does not close it.) */
-    double next_interval = interval > 0 ? monotonic() + interval : 0;
-    struct timespec next, quiet;
-    clock_gettime(CLOCK_MONOTONIC, &next);           /* ticks every 100 ms from the start */
-    quiet = next;
-    sleep_until(&quiet, 20 * 1000 * 1000L);
+     * opens nothing during its first 20 ms.  (This narrows the window; it does not close it.)
+     * Timeline rows (and requests) come every 100 ms from the start; periodic snapshots every
+     * `interval` from the start, on their own schedule, not rounded to the rows'. */
+    double start = monotonic(), tick = start;
+    double snap_due = interval > 0 ? start + interval : 0;
+    sleep_until(start + 0.02);
     scan_seq();
     while (hs_tracing()) {
-        timeline_tick();
-        serve_requests();
-        if (next_interval > 0 && !atomic_load(&exiting) && monotonic() >= next_interval) {
+        double now = monotonic();
+        if (now >= tick) {
+            timeline_tick();
+            serve_requests();
+            tick = next_due(tick, TICK_NS / 1e9, monotonic());
+        }
+        if (snap_due > 0 && !atomic_load(&exiting) && monotonic() >= snap_due) {
             char path[4400];
             hs_agent_write_snapshot("interval", path, sizeof(path));
-            next_interval += interval;
-            if (next_interval < monotonic())
-                next_interval = monotonic() + interval;   /* snapshots slower than the period */
+            snap_due = next_due(snap_due, interval, monotonic());
         }
-        sleep_until(&next, TICK_NS);
+        sleep_until(snap_due > 0 && snap_due < tick ? snap_due : tick);
     }
     pthread_mutex_lock(&kept_lock);          /* tracing stopped: nothing kept for a later start */
     kept_close_all();
