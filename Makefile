@@ -200,6 +200,7 @@ $(B)/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard include/*.h src/*/*.h)
 libs: $(LIB) $(CORE_LIB)
 unit: $(UNIT_BIN)
 live: $(LIVE_BIN) $(PROG_BIN)
+$(B)/fuzz/fuzz_rustsym: src/tracer/rustsym.c      # compiled into the target (tracer code)
 fuzzers: $(FUZZ_BIN)
 
 check: all unit live fuzzers symtest $(B)/ubsan/libheapsnap.so $(B)/uwcheck/libheapsnap.so
@@ -254,7 +255,7 @@ clean:
 SYM_B := $(B)/sym
 SYM_CFLAGS := -std=gnu11 $(WARN) -Isrc -Iinclude -D_GNU_SOURCE
 SYM_LIB_CFLAGS := -O0 -g -fPIC -shared -Wl,--build-id -Itests/sym
-SYM_SRC := src/tracer/symbolize.c $(sort $(wildcard src/common/*.c))
+SYM_SRC := src/tracer/symbolize.c src/tracer/rustsym.c $(sort $(wildcard src/common/*.c))
 SYM_DEPS := tests/sym/test_symbolize.c tests/sym/symtest.h $(SYM_SRC) src/tracer/symbolize.h src/common/common.h
 SYM_LIBS := $(SYM_B)/libhssym.so $(SYM_B)/libhssym-stripped.so $(SYM_B)/libhssym-dbglink.so \
             $(SYM_B)/libhssym-buildid.so $(SYM_B)/libhssymcxx.so
@@ -293,22 +294,27 @@ $(SYM_B)/test_symbolize: $(SYM_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SYM_CFLAGS) -O2 -g -c src/tracer/symbolize.c -o $@-symbolize.o
 	$(CC) $(SYM_CFLAGS) -O0 -g -o $@ tests/sym/test_symbolize.c $@-symbolize.o \
-	    $(sort $(wildcard src/common/*.c)) -ldl -lpthread
+	    src/tracer/rustsym.c $(sort $(wildcard src/common/*.c)) -ldl -lpthread
 
 $(SYM_B)/test_symbolize-asan: $(SYM_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SYM_CFLAGS) -O1 -g $(SAN) -c src/tracer/symbolize.c -o $@-symbolize.o
 	$(CC) $(SYM_CFLAGS) -O0 -g $(SAN) -o $@ tests/sym/test_symbolize.c $@-symbolize.o \
-	    $(sort $(wildcard src/common/*.c)) -ldl -lpthread
+	    src/tracer/rustsym.c $(sort $(wildcard src/common/*.c)) -ldl -lpthread
 
 # The main program as ET_EXEC (load bias 0) rather than PIE.
 $(SYM_B)/test_symbolize-nopie: $(SYM_DEPS)
 	@mkdir -p $(dir $@)
 	$(CC) $(SYM_CFLAGS) -O2 -g -c src/tracer/symbolize.c -o $@-symbolize.o
 	$(CC) $(SYM_CFLAGS) -O0 -g -no-pie -o $@ tests/sym/test_symbolize.c $@-symbolize.o \
-	    $(sort $(wildcard src/common/*.c)) -ldl -lpthread
+	    src/tracer/rustsym.c $(sort $(wildcard src/common/*.c)) -ldl -lpthread
 
-symtest: $(SYM_B)/test_symbolize $(SYM_B)/test_symbolize-asan $(SYM_B)/test_symbolize-nopie $(SYM_LIBS)
+# The Rust demanglers as a filter (tests/test_rust.py compares them with c++filt), under ASan.
+$(SYM_B)/rustdm: tests/sym/rustdm.c src/tracer/rustsym.c src/tracer/rustsym.h
+	@mkdir -p $(dir $@)
+	$(CC) $(SYM_CFLAGS) -O1 -g $(SAN) -o $@ tests/sym/rustdm.c src/tracer/rustsym.c
+
+symtest: $(SYM_B)/test_symbolize $(SYM_B)/test_symbolize-asan $(SYM_B)/test_symbolize-nopie $(SYM_LIBS) $(SYM_B)/rustdm
 	@if readelf -d $(SYM_B)/test_symbolize | grep -q 'NEEDED.*libdw'; then \
 	  echo "symtest: libdw must not be a DT_NEEDED"; exit 1; fi
 	$(SYM_NO_DEBUGINFOD) $(SYM_B)/test_symbolize

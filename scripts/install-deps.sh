@@ -14,6 +14,7 @@ PACKAGES=(
     golang-go                                              # `go tool pprof` reads exports back in tests
     libjemalloc2                                           # another malloc under heapsnap (no-harm tests)
     libboost-context-dev                                   # fibers on their own stacks (unwind tests)
+    rustc                                                  # Rust programs under the tracer (tests/test_rust.py)
 )
 
 missing=()

@@ -8,6 +8,7 @@
  */
 #include "tracer.h"
 #include "allocfn.h"
+#include "rustsym.h"
 #include "symbolize.h"
 #include "pyframes.h"
 #include "unwind.h"
@@ -123,10 +124,40 @@ static int is_alloc_entry(const char *fn)
     return starts_with(fn, "operator new") || starts_with(fn, "operator delete");
 }
 
+/* Rust's runtime: the standard library's crates (std, core, alloc, and the crates std vendors),
+ * inlined or instantiated anywhere, its allocator shims, and libstd-*.so.  Paths are those
+ * rustc records for its own sources (/rustc/<commit>/library/..., /rust/deps/... for std's
+ * dependencies) or Debian's (/usr/src/rustc-<version>/library|vendor/...); a function without
+ * line info is known by its name, demangled (legacy) or by the crate of its v0 name. */
+static int is_rust_runtime(const hs_sym_frame *f)
+{
+    const char *p = f->filename;
+    if ((starts_with(p, "/rustc/") && strstr(p, "/library/") != NULL) ||
+        starts_with(p, "/rust/deps/") ||
+        (starts_with(p, "/usr/src/rustc-") &&
+         (strstr(p, "/library/") != NULL || strstr(p, "/vendor/") != NULL)))
+        return 1;
+    const char *fn = f->function;
+    if (starts_with(fn, "__rust_") || starts_with(fn, "__rdl_") || starts_with(fn, "__rg_") ||
+        starts_with(base_name(f->object), "libstd-"))
+        return 1;
+    if (fn[0] == '<')
+        fn++;                                /* "<alloc::vec::Vec<T> as ...>::drop" */
+    if ((starts_with(fn, "alloc::") || starts_with(fn, "core::") || starts_with(fn, "std::")) &&
+        strchr(fn, '(') == NULL)             /* a C++ name has its parameters */
+        return 1;
+    char crate[16];
+    return hs_rust_v0_crate(f->function, crate, sizeof(crate)) &&
+           (strcmp(crate, "std") == 0 || strcmp(crate, "core") == 0 ||
+            strcmp(crate, "alloc") == 0);
+}
+
 /* The C and C++ runtime: libc, libstdc++ (and libc++), libgcc_s, the dynamic loader, and the C++
- * standard library's header code wherever it was inlined or instantiated. */
+ * standard library's header code wherever it was inlined or instantiated; and Rust's. */
 static int is_runtime(const hs_sym_frame *f)
 {
+    if (is_rust_runtime(f))
+        return 1;
     static const char *const objects[] = {
         "libc.so", "libstdc++.so", "libgcc_s.so", "ld-linux", "libc++.so", "libc++abi.so",
         "libpthread.so", "libdl.so", "libm.so",

@@ -58,6 +58,7 @@
  *   inside libdw and we have no way to measure it.
  */
 #include "symbolize.h"
+#include "rustsym.h"
 
 #include <dlfcn.h>
 #include <elf.h>
@@ -152,6 +153,12 @@ typedef struct hs_mod {
     uintptr_t *syms_maxend; /* prefix maximum of the symbols' ends */
     size_t nsyms;
     int syms_state;         /* 0: not built yet, 1: built, -1: none */
+    struct hs_curange *cus; /* every CU's address ranges, sorted (built when libdwfl errs) */
+    uintptr_t *cus_maxend;  /* prefix maximum of their ends */
+    size_t ncus;
+    Dwarf *cus_dw;          /* the Dwarf they are in, and its bias */
+    uintptr_t cus_bias;
+    int cus_state;          /* 0: not built yet, 1: built, -1: none */
 #endif
 } hs_mod;
 
@@ -277,12 +284,18 @@ static void demangler_find(void)
     atomic_store(&g_demangle_busy, 0);
 }
 
-/* Returns the interned demangled name, or NULL when name is not a mangled C++ name or cannot be
- * demangled.  Under g_lock; __cxa_demangle mallocs (untraced, R1). */
+/* Returns the interned demangled name, or NULL when name is not a mangled C++ or Rust name or
+ * cannot be demangled.  Under g_lock; __cxa_demangle mallocs (untraced, R1). */
 static const char *demangle(const char *name)
 {
-    if (name == NULL || name[0] != '_' || name[1] != 'Z')
+    char rust[1024];
+    if (name == NULL || name[0] != '_' || (name[1] != 'Z' && name[1] != 'R'))
         return NULL;
+    if (name[1] == 'R')
+        return hs_rust_v0_demangle(name, rust, sizeof(rust)) ? intern_n(rust, strlen(rust), NULL)
+                                                             : NULL;
+    if (hs_rust_demangle(name, rust, sizeof(rust)))
+        return intern_n(rust, strlen(rust), NULL);
     hs_demangle_fn *fn = atomic_load_explicit(&g_demangle, memory_order_acquire);
     if (fn == NULL)
         return NULL;
@@ -765,6 +778,16 @@ static void fbuf_push(hs_fbuf *b, const char *file, unsigned line, const char *f
     X(dwarf_formstring)                                                                            \
     X(dwarf_formudata)                                                                             \
     X(dwarf_getsrcfiles)                                                                           \
+    X(dwarf_getsrc_die)                                                                            \
+    X(dwarf_linesrc)                                                                               \
+    X(dwarf_lineno)                                                                                \
+    X(dwarf_nextcu)                                                                                \
+    X(dwarf_offdie)                                                                                \
+    X(dwarf_ranges)                                                                                \
+    X(dwarf_haspc)                                                                                 \
+    X(dwarf_child)                                                                                 \
+    X(dwarf_siblingof)                                                                             \
+    X(dwfl_module_getdwarf)                                                                        \
     X(dwarf_filesrc)                                                                               \
     X(dwelf_elf_gnu_build_id)                                                                      \
     X(elf_begin)                                                                                   \
@@ -1248,28 +1271,171 @@ static const char *elf_symbol(hs_mod *m, uintptr_t a)
     return sizeless != NULL && sizeless->lo >= max_end ? show_name(sizeless->name) : NULL;
 }
 
+/* ---- the compile unit of an address, when libdwfl's answer is wrong ----
+ * libdw 0.188 finds the CU of an address through .debug_aranges.  rustc's aranges keep entries
+ * at address 0 for the functions the linker dropped, and dwfl_module_addrdie then answers a CU
+ * that does not contain the address (in a Rust program, compiler_builtins' for the whole of
+ * main): no function name, no inlined frames, and a line from the wrong line table.  So the
+ * answer is checked (dwarf_haspc), and when it is wrong or missing the CU is looked up in an index
+ * of every CU's own ranges (DW_AT_low_pc/high_pc or DW_AT_ranges), built once per module on its
+ * first miss; newer elfutils build their aranges that way themselves. */
+typedef struct hs_curange {
+    uintptr_t lo, hi; /* [lo, hi), DWARF addresses */
+    Dwarf_Off die;    /* the CU's DIE */
+} hs_curange;
+
+static int curange_cmp(const void *x, const void *y)
+{
+    const hs_curange *a = x, *b = y;
+    if (a->lo != b->lo)
+        return a->lo < b->lo ? -1 : 1;
+    return a->die < b->die ? -1 : a->die > b->die;
+}
+
+/* Under g_lock.  malloc'd memory is untraced here (R1); it is never freed, like the module. */
+static void module_build_cus(hs_mod *m)
+{
+    m->cus_state = -1;
+    Dwarf_Addr bias = 0;
+    Dwarf *dw = g_dw.dwfl_module_getdwarf(m->dmod, &bias);
+    if (dw == NULL)
+        return;
+    hs_curange *v = NULL;
+    size_t n = 0, cap = 0, hsz;
+    Dwarf_Off off = 0, next;
+    while (g_dw.dwarf_nextcu(dw, off, &next, &hsz, NULL, NULL, NULL) == 0) {
+        Dwarf_Die cu;
+        Dwarf_Addr base, lo, hi;
+        ptrdiff_t o = 0;
+        if (g_dw.dwarf_offdie(dw, off + hsz, &cu) != NULL)
+            while ((o = g_dw.dwarf_ranges(&cu, o, &base, &lo, &hi)) > 0) {
+                if (lo == 0 || hi <= lo)
+                    continue;            /* empty, or code the linker dropped */
+                if (n == cap) {
+                    size_t ncap = cap ? cap * 2 : 64;
+                    hs_curange *nv = realloc(v, ncap * sizeof(*v));
+                    if (nv == NULL) {
+                        free(v);
+                        return;
+                    }
+                    v = nv;
+                    cap = ncap;
+                }
+                v[n++] = (hs_curange){ (uintptr_t)lo, (uintptr_t)hi, off + hsz };
+            }
+        off = next;
+    }
+    uintptr_t *mx = n > 0 ? malloc(n * sizeof(*mx)) : NULL;
+    if (mx == NULL) {
+        free(v);
+        return;
+    }
+    qsort(v, n, sizeof(*v), curange_cmp);
+    for (size_t i = 0; i < n; i++)
+        mx[i] = i > 0 && mx[i - 1] > v[i].hi ? mx[i - 1] : v[i].hi;
+    m->cus = v;
+    m->cus_maxend = mx;
+    m->ncus = n;
+    m->cus_dw = dw;
+    m->cus_bias = (uintptr_t)bias;
+    m->cus_state = 1;
+    g_syms_bytes += cap * sizeof(*v) + n * sizeof(*mx);
+}
+
+/* The CU that contains a (a process address), in *out, with its bias; NULL if none.  Under
+ * g_lock. */
+static Dwarf_Die *cu_containing(hs_mod *m, uintptr_t a, Dwarf_Die *out, Dwarf_Addr *bias)
+{
+    if (m->cus_state == 0)
+        module_build_cus(m);
+    if (m->cus_state < 0 || a < m->cus_bias)
+        return NULL;
+    uintptr_t d = a - m->cus_bias;
+    size_t lo = 0, hi = m->ncus;     /* hi: the number of ranges starting at or below d */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (m->cus[mid].lo <= d)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    for (size_t i = hi; i > 0 && m->cus_maxend[i - 1] > d; i--)
+        if (m->cus[i - 1].hi > d && g_dw.dwarf_offdie(m->cus_dw, m->cus[i - 1].die, out) != NULL) {
+            *bias = m->cus_bias;
+            return out;
+        }
+    return NULL;
+}
+
+/* The innermost subprogram, inlined subroutine or lexical block under parent that contains pc,
+ * looking through namespaces and types (where Rust and C++ nest functions); false if none.
+ * dwarf_getscopes gives up on a whole CU when an inlined instance's abstract origin lies in
+ * another CU (rustc's cross-crate inlining), though the concrete chain is all we need. */
+static bool innermost_die(Dwarf_Die *parent, Dwarf_Addr pc, Dwarf_Die *out, int depth)
+{
+    Dwarf_Die c;
+    if (depth > 64 || g_dw.dwarf_child(parent, &c) != 0)
+        return false;
+    do {
+        switch (g_dw.dwarf_tag(&c)) {
+        case DW_TAG_subprogram:
+        case DW_TAG_inlined_subroutine:
+        case DW_TAG_lexical_block:
+        case DW_TAG_entry_point:
+            if (g_dw.dwarf_haspc(&c, pc) > 0) {
+                *out = c;
+                innermost_die(&c, pc, out, depth + 1);
+                return true;
+            }
+            break;
+        case DW_TAG_namespace:
+        case DW_TAG_module:
+        case DW_TAG_structure_type:
+        case DW_TAG_class_type:
+        case DW_TAG_union_type:
+        case DW_TAG_enumeration_type:
+            if (innermost_die(&c, pc, out, depth + 1))
+                return true;
+            break;
+        default:
+            break;
+        }
+    } while (g_dw.dwarf_siblingof(&c, &c) == 0);
+    return false;
+}
+
 /* Frames for a, innermost first, from the module's DWARF (or its symbols).  Under g_lock. */
 static void frames_from_dwfl(hs_mod *m, uintptr_t a, hs_fbuf *b)
 {
     Dwfl_Module *dm = m->dmod;
     uint64_t offset = a - m->bias;
 
-    /* the innermost location: the line table row for a */
+    /* the compile unit: libdwfl's, unless it does not contain a */
+    Dwarf_Addr bias = 0;
+    Dwarf_Die *cudie = g_dw.dwfl_module_addrdie(dm, a, &bias), own;
+    bool own_cu = cudie == NULL || g_dw.dwarf_haspc(cudie, a - bias) <= 0;
+    if (own_cu)
+        cudie = cu_containing(m, a, &own, &bias);
+
+    /* the innermost location: the line table row for a (libdwfl's lookup uses libdwfl's CU) */
     const char *src = NULL;
     int line = 0;
-    Dwfl_Line *ln = g_dw.dwfl_module_getsrc(dm, a);
-    if (ln != NULL) {
+    if (!own_cu) {
+        Dwfl_Line *ln = g_dw.dwfl_module_getsrc(dm, a);
         Dwarf_Addr la;
-        const char *s = g_dw.dwfl_lineinfo(ln, &la, &line, NULL, NULL, NULL);
+        const char *s = ln != NULL ? g_dw.dwfl_lineinfo(ln, &la, &line, NULL, NULL, NULL) : NULL;
         if (s != NULL)
             src = source_path(s, g_dw.dwfl_linecu(ln));
+    } else if (cudie != NULL) {
+        Dwarf_Line *ln = g_dw.dwarf_getsrc_die(cudie, a - bias);
+        const char *s = ln != NULL ? g_dw.dwarf_linesrc(ln, NULL, NULL) : NULL;
+        if (s != NULL && g_dw.dwarf_lineno(ln, &line) == 0)
+            src = source_path(s, cudie);
     }
     if (src == NULL || line < 0)
         line = 0;
 
     /* the scope chain of the innermost DIE containing a */
-    Dwarf_Addr bias = 0;
-    Dwarf_Die *cudie = g_dw.dwfl_module_addrdie(dm, a, &bias);
     Dwarf_Die *scopes = NULL;
     int ns = 0;
     if (cudie != NULL) {
@@ -1286,6 +1452,13 @@ static void frames_from_dwfl(hs_mod *m, uintptr_t a, hs_fbuf *b)
             free(scopes);
             scopes = NULL;
             ns = 0;
+            Dwarf_Die inner;
+            if (innermost_die(cudie, a - bias, &inner, 0) &&
+                (ns = g_dw.dwarf_getscopes_die(&inner, &scopes)) <= 0) {
+                free(scopes);
+                scopes = NULL;
+                ns = 0;
+            }
         }
     }
 

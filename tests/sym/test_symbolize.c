@@ -12,6 +12,7 @@
  * resolve and never libdebuginfod.  Failures print both values; the exit status is the verdict.
  */
 #include "tracer/symbolize.h"
+#include "tracer/rustsym.h"
 
 #include <dlfcn.h>
 #include <libgen.h>
@@ -485,6 +486,85 @@ static void test_cxx_demangle(void)
     dlclose(h);
 }
 
+/* ---- Rust names: legacy demangling, the crate of a v0 name ---------------------------------- */
+
+/* fn (a Rust name function of rustsym.h) on sym gives want, or fails when want is NULL. */
+static void check_name(int (*fn)(const char *, char *, size_t), const char *sym,
+                       const char *want)
+{
+    char buf[256];
+    int ok = fn(sym, buf, sizeof(buf));
+    CHECK_INT(ok, want != NULL);
+    if (want != NULL && ok)
+        CHECK_STR(buf, want);
+}
+#define check_demangle(sym, want) check_name(hs_rust_demangle, sym, want)
+#define check_crate(sym, want) check_name(hs_rust_v0_crate, sym, want)
+#define check_v0(sym, want) check_name(hs_rust_v0_demangle, sym, want)
+
+static void test_rust_names(void)
+{
+    printf("== Rust names\n");
+    /* legacy: the hash dropped, escapes decoded, ".llvm.N" allowed after the E */
+    check_demangle("_ZN4leak4main17h68d97aefc12db3cbE", "leak::main");
+    check_demangle("_ZN5alloc7raw_vec11finish_grow17ha93ccb8778961274E",
+                   "alloc::raw_vec::finish_grow");
+    check_demangle("_ZN3std2rt10lang_start28_$u7b$$u7b$closure$u7d$$u7d$17h71acb6ed29efb28bE"
+                   ".llvm.6050256095453133333",
+                   "std::rt::lang_start::{{closure}}");
+    check_demangle("_ZN9hashbrown3map28HashMap$LT$K$C$V$C$S$C$A$GT$6insert17h9e3ecfa3626595efE",
+                   "hashbrown::map::HashMap<K,V,S,A>::insert");
+    check_demangle("_ZN70_$LT$alloc..vec..Vec$LT$T$C$A$GT$$u20$as$u20$core..ops..drop..Drop$GT$"
+                   "4drop17h0123456789abcdefE",
+                   "<alloc::vec::Vec<T,A> as core::ops::drop::Drop>::drop");
+    check_demangle("_ZN4core3ptr13drop_in_place17h0123456789abcdefE", "core::ptr::drop_in_place");
+    /* not Rust legacy: C++ (parameters after the E), no hash, bad hash, truncated, bad escape */
+    check_demangle("_ZN5alloc3fooEv", NULL);
+    check_demangle("_ZN3foo3barE", NULL);
+    check_demangle("_ZN3foo17hxyz456789abcdefgE", NULL);
+    check_demangle("_ZN3foo17h0123456789abcdefEi", NULL);
+    check_demangle("_ZN3foo3b", NULL);
+    check_demangle("_ZN3foo99", NULL);
+    check_demangle("_ZN5$XX$a17h0123456789abcdefE", NULL);
+    check_demangle("_ZN17h0123456789abcdef3fooE", NULL);   /* the hash is last */
+    check_demangle("_Z3foov", NULL);
+    check_demangle("main", NULL);
+    char small[8];
+    CHECK_INT(hs_rust_demangle("_ZN4leak4main17h68d97aefc12db3cbE", small, sizeof(small)), 0);
+
+    /* v0: the crate through nested paths, impls, generic arguments and backreferences */
+    check_crate("_RNvNtCsjrHSEGnQ3l9_3std2rt19lang_start_internal", "std");
+    check_crate("_RNvMs4_NtCslNYArtu3iFV_5alloc7raw_vecNtB5_11RawVecInner11finish_grow"
+                "CsjrHSEGnQ3l9_3std", "alloc");
+    check_crate("_RNvNvNtCslNYArtu3iFV_5alloc3fmt6format12format_inner", "alloc");
+    check_crate("_RNvCs15kBYyAo9fc_7mycrate4main", "mycrate");
+    check_crate("_RINvNtC3foo3bar3bazpE", "foo");
+    check_crate("_RNvNtB2_3bar3baz", NULL);             /* a backreference forwards */
+    check_crate("_RNvYNtC3foo3BarNtC4core5Debug3fmt", NULL);   /* <T as Trait>: no single crate */
+    check_crate("_RNvC", NULL);
+    check_crate("_RNvC99foo", NULL);
+    check_crate("_ZN3std2rt10lang_startE", NULL);
+
+    /* v0 demangling (tests/test_rust.py compares every symbol of real programs with c++filt) */
+    check_v0("_RNvNtCsjrHSEGnQ3l9_3std2rt19lang_start_internal", "std::rt::lang_start_internal");
+    check_v0("_RNvMs4_NtCslNYArtu3iFV_5alloc7raw_vecNtB5_11RawVecInner11finish_grow"
+             "CsjrHSEGnQ3l9_3std", "<alloc::raw_vec::RawVecInner>::finish_grow");
+    check_v0("_RNCNCNvNtNtCsjrHSEGnQ3l9_3std3sys9backtrace10__print_fmts_00B9_",
+             "std::sys::backtrace::_print_fmt::{closure#1}::{closure#0}");
+    check_v0("_RINvNtC3foo3bar3bazpE", "foo::bar::baz::<_>");
+    check_v0("_RINvC3foo3barAhj4_E", "foo::bar::<[u8; 4: usize]>");
+    check_v0("_RINvC3foo3barFG_RL0_hEuE", "foo::bar::<for<'a> fn(&'a u8)>");
+    check_v0("_RINvC3foo3barDINtC4core2FnTEEp6OutputuEL_E",
+             "foo::bar::<dyn core::Fn<(), Output = ()>>");
+    check_v0("_RNvC3foo3bar.llvm.1234", "foo::bar");
+    check_v0("_RNvB_3bar", NULL);                      /* a backreference to itself */
+    check_v0("_RNvC3foo", NULL);                       /* truncated */
+    check_v0("_R1NvC3foo3bar", NULL);                  /* a later encoding version */
+    check_v0("_RINvC3foo3barZE", NULL);                /* no such type */
+    CHECK_INT(hs_rust_v0_demangle("_RNvNtCsjrHSEGnQ3l9_3std2rt19lang_start_internal", small,
+                                  sizeof(small)), 0);
+}
+
 /* ---- an unloaded library deleted, or replaced by another build, on disk ---------------------- */
 
 static int copy_file(const char *from, const char *to)
@@ -677,6 +757,7 @@ int main(int argc, char **argv)
     test_buildid_library();
     test_stripped_library();
     test_cxx_demangle();
+    test_rust_names();
     test_gone_from_disk();
     test_unknown();
     test_fork();
