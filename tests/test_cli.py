@@ -305,6 +305,64 @@ def test_leaks_needs_four_snapshots(service_run, tmp):
     assert r.returncode == 2 and "at least 4" in r.stderr
 
 
+def test_leaks_leaves_out_a_short_lived_child(tmp):
+    """With --follow-fork, a helper the program ran (here the shell's /bin/true) has one snapshot:
+    it is left out with a note, and --fail-on-leak still says whether the others leak."""
+    out = tmp / "o"
+    r = hs("run", "-q", "--follow-fork", "--interval", "0.25", "-o", out, "--", "sh", "-c",
+           f"/bin/true; exec {PROGS / 'leak_cxx'} 150 10")
+    assert r.returncode == 0, r.stderr
+    assert len(proc_dirs(out)) == 2
+    r = hs("leaks", "--fail-on-leak", out)
+    assert r.returncode == 1, r.stderr
+    assert "left out" in r.stderr and "leak_cxx.cc" in r.stdout
+    j = [json.loads(line) for line in hs("leaks", "--json", out).stdout.splitlines()]
+    assert len(j) == 1 and j[0]["suspects"]
+    for s in j[0]["suspects"]:             # the series the verdict was made on
+        assert len(s["sizes"]) == j[0]["snapshots"]
+        assert s["sizes"][-1] - s["sizes"][0] == s["size_growth"]
+    # the child alone is an error: no trend can be seen
+    short = [d for d in proc_dirs(out) if len(snapshots(d)) < 4]
+    assert len(short) == 1
+    r = hs("leaks", "--fail-on-leak", short[0])
+    assert r.returncode == 2 and "at least 4" in r.stderr
+
+
+def test_site_in_glibc_inline_wrappers_is_the_callers_line(tmp):
+    """asprintf and getline are inline wrappers in glibc's bits/ headers under -O2 and
+    _FORTIFY_SOURCE: the allocation site is the program's line that called them."""
+    src = tmp / "fortify.c"
+    src.write_text(
+        '#include <stdio.h>\n#include <stdlib.h>\n'
+        'static char *keep[64];\n'
+        'int main(void)\n{\n'
+        '    for (int i = 0; i < 64; i++)\n'
+        '        if (asprintf(&keep[i], "item %d", i) < 0)  /* SITE:asprintf */\n'
+        '            return 1;\n'
+        '    FILE *f = fopen("/proc/self/cmdline", "r");\n'
+        '    char *line = NULL;\n'
+        '    size_t cap = 0;\n'
+        '    if (f == NULL || getline(&line, &cap, f) < 0)  /* SITE:getline */\n'
+        '        return 1;\n'
+        '    fclose(f);\n'
+        '    printf("%s %c\\n", keep[63], line[0] != 0 ? \'y\' : \'n\');\n'
+        '    return 0;\n}\n')
+    exe = tmp / "fortify"
+    r = subprocess.run(["gcc", "-g", "-O2", "-D_FORTIFY_SOURCE=2", "-o", str(exe), str(src)],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    out = tmp / "o"
+    r = hs("run", "-q", "-o", out, "--", exe)
+    assert r.returncode == 0 and r.stdout == "item 63 y\n", r.stderr
+    [d] = proc_dirs(out)
+    j = json.loads(hs("top", "--json", "-l", "0", d / snapshots(d)[-1]).stdout)
+    sites = {(os.path.basename(s["traceback"][0]["filename"]), s["traceback"][0]["lineno"])
+             for s in j["statistics"]}
+    assert ("fortify.c", site_line(src, "asprintf")) in sites, sites
+    assert ("fortify.c", site_line(src, "getline")) in sites, sites
+    assert not any("/bits/" in f for f, _ in sites), sites
+
+
 # ---- export -------------------------------------------------------------------------------------
 
 def test_export_folded_and_json(service_run, tmp):
@@ -358,6 +416,12 @@ def test_help_and_version():
     for cmd in ("run", "snapshot", "top", "diff", "leaks", "timeline", "export", "info"):
         r = hs(cmd, "--help")
         assert r.returncode == 0 and "usage: heapsnap " + cmd in r.stdout, cmd
+    # each says its own default grouping
+    assert "(default: lineno)" in hs("top", "--help").stdout
+    assert "(default: lineno)" in hs("diff", "--help").stdout
+    leaks = hs("leaks", "--help").stdout
+    assert "(default: traceback)" in leaks and "lineno)" not in leaks
+    assert "--cumulative" not in leaks
 
 
 def test_run_alloc_fn(tmp):

@@ -60,7 +60,8 @@ int cli_analysis_option(cli_analysis_opts *o, int c, const char *arg);
 void cli_analysis_finish(cli_analysis_opts *o);
 void cli_analysis_free(cli_analysis_opts *o);
 hs_snapshot *cli_apply_filters(const cli_analysis_opts *o, const hs_snapshot *s);
-extern const char cli_analysis_help[];
+extern const char cli_grouping_help[];   /* --by and --cumulative, as top and diff take them */
+extern const char cli_analysis_help[];   /* the other analysis options */
 
 /* Option codes for long options without a short form. */
 enum {

@@ -100,8 +100,7 @@ static void print_json(const cli_analysis_opts *o, const hs_stats *st)
         hs_json_end_object(&j);
     }
     hs_json_end_array(&j);
-    hs_json_end_object(&j);
-    fputc('\n', stdout);
+    hs_json_end_object(&j);                  /* which ends the line */
 }
 
 static int usage(const char *cmd, int status)
@@ -113,7 +112,8 @@ static int usage(const char *cmd, int status)
     else
         fprintf(f, "usage: heapsnap diff [options] OLD NEW\n"
                    "What changed from OLD to NEW, largest change first.\n\n");
-    fprintf(f, "Options:\n%s  -h, --help            this help\n", cli_analysis_help);
+    fprintf(f, "Options:\n%s%s  -h, --help            this help\n", cli_grouping_help,
+            cli_analysis_help);
     return status;
 }
 

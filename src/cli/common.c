@@ -253,9 +253,11 @@ void cli_free_series(cli_series *s, size_t n)
 
 /* ---- analysis options --------------------------------------------------------------------------- */
 
-const char cli_analysis_help[] =
+const char cli_grouping_help[] =
     "  --by filename|lineno|traceback   group by (default: lineno)\n"
-    "  --cumulative          every frame of a traceback counts, not only the allocation site\n"
+    "  --cumulative          every frame of a traceback counts, not only the allocation site\n";
+
+const char cli_analysis_help[] =
     "  -l, --limit N         print the N largest (default 10; 0: all)\n"
     "  --include PATTERN     keep traces whose allocation site's file matches (repeatable)\n"
     "  --exclude PATTERN     drop traces whose allocation site's file matches (repeatable)\n"

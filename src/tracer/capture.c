@@ -168,6 +168,11 @@ static int is_runtime(const hs_sym_frame *f)
             return 1;
     if (strstr(f->filename, "/include/c++/") != NULL)
         return 1;
+    /* glibc's inline wrappers in its headers (bits/stdio2.h's asprintf under _FORTIFY_SOURCE,
+     * bits/stdio.h's getline at -O2): the program's line is their caller's */
+    const char *inc = strstr(f->filename, "/include/");
+    if (inc != NULL && strstr(inc, "/bits/") != NULL)
+        return 1;
     const char *fn = f->function;
     /* "void std::vector<...>::_M_realloc_insert(...)": skip a return type first. */
     const char *sp = strchr(fn, ' ');
