@@ -242,6 +242,21 @@ def test_diff(service_run):
     assert "count=" in leak and "(+0 B)" not in leak
     j = json.loads(hs("diff", "--json", snaps[0], snaps[-1]).stdout)
     assert j["statistics"][0]["size_diff"] > 0
+    assert r.stderr == ""
+    # the order given backwards is compared as given, with a note
+    r = hs("diff", snaps[-1], snaps[0])
+    assert r.returncode == 0 and "NEW was taken" in r.stderr and "negative" in r.stderr
+
+
+def test_diff_of_two_processes_says_so(tmp):
+    outs = []
+    for k in range(2):
+        out = tmp / f"o{k}"
+        assert hs("run", "-q", "-o", out, "--", PROGS / "leaky").returncode == 0
+        [d] = proc_dirs(out)
+        outs.append(d / snapshots(d)[-1])
+    r = hs("diff", *outs)
+    assert r.returncode == 0 and "of process" in r.stderr and "not growth" in r.stderr
 
 
 def test_info(service_run):

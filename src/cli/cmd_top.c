@@ -175,6 +175,15 @@ static int top_or_diff(int argc, char **argv, int diff)
             (f[i] = cli_apply_filters(o, raw[i])) == NULL)
             goto out;
     }
+    if (diff) {                              /* what users get wrong: say it, compare anyway */
+        const hs_snapshot_meta *m0 = hs_snapshot_get_meta(raw[0]), *m1 = hs_snapshot_get_meta(raw[1]);
+        if (m0->pid != 0 && m1->pid != 0 && m0->pid != m1->pid)
+            cli_note("diff: OLD is of process %lld and NEW of process %lld: the difference "
+                     "between two processes, not growth", m0->pid, m1->pid);
+        else if (m0->timestamp > 0 && m1->timestamp > 0 && m1->timestamp < m0->timestamp)
+            cli_note("diff: NEW was taken %.1f s before OLD: growth shows as negative",
+                     m0->timestamp - m1->timestamp);
+    }
     st = diff ? hs_snapshot_compare_to(f[1], f[0], o->key, o->cumulative)
               : hs_snapshot_statistics(f[0], o->key, o->cumulative);
     if (st == NULL) {
