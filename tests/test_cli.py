@@ -314,6 +314,25 @@ def test_leaks_threads(tmp):
     assert len(j["suspects"]) == 1, j["suspects"]
 
 
+def test_no_periodic_snapshot_after_hs_exiting(tmp):
+    """After hs_exiting() the periodic snapshots stop, and the tracer thread sleeps: the
+    program's 2 s of shutdown cost next to no CPU (the thread once woke without pause)."""
+    import resource
+    out = tmp / "o"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    r = hs("run", "-q", "--interval", "0.1", "-o", out, "--", PROGS / "exiting", "0.55", "2")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    assert r.returncode == 0 and r.stdout == "traced\n", r.stderr
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert cpu < 1.0, cpu
+    [d] = proc_dirs(out)
+    names = snapshots(d)
+    assert names[-1].endswith("-final.hsnap")
+    taken = [float(hs("info", d / n).stdout.split(" s after tracing started")[0].rsplit(" ", 1)[1])
+             for n in names if "-interval" in n]
+    assert 2 <= len(taken) <= 6 and max(taken) < 1.0, taken
+
+
 def test_leaks_needs_four_snapshots(service_run, tmp):
     _, _, snaps = service_run
     r = hs("leaks", *snaps[:3])

@@ -316,12 +316,25 @@ static void sleep_until(double when)
         ;
 }
 
-/* The next deadline of a period after `due` has come: one period on, or now when that is already
- * past (a snapshot took longer): one row or snapshot then, not one per period missed. */
-static double next_due(double due, double period, double now)
+/* The next timeline row after the one due at `due`: one period on, or now when that is already
+ * past (a snapshot took longer than a tick): one row then, not one per tick missed. */
+static double next_row(double due, double period, double now)
 {
     due += period;
     return due < now ? now : due;
+}
+
+/* When the periodic snapshot after one that began at `began` and ended at `now` is due: the
+ * first point of the schedule start + k * period after the thread has idled as long as that
+ * snapshot took.  Points missed meanwhile are skipped, not made up, and however short the period,
+ * snapshots take at most half of the thread's time. */
+static double next_snapshot(double start, double period, double began, double now)
+{
+    double after = now + (now - began);
+    double due = start + (double)(long long)((after - start) / period) * period;
+    while (due <= after)
+        due += period;                        /* (once, or twice after rounding) */
+    return due;
 }
 
 static void *agent_main(void *arg)
@@ -343,12 +356,15 @@ static void *agent_main(void *arg)
         if (now >= tick) {
             timeline_tick();
             serve_requests();
-            tick = next_due(tick, TICK_NS / 1e9, monotonic());
+            tick = next_row(tick, TICK_NS / 1e9, monotonic());
         }
-        if (snap_due > 0 && !atomic_load(&exiting) && monotonic() >= snap_due) {
+        if (snap_due > 0 && atomic_load(&exiting))
+            snap_due = 0;                     /* the program is shutting down: no more */
+        double began = monotonic();
+        if (snap_due > 0 && began >= snap_due) {
             char path[4400];
             hs_agent_write_snapshot("interval", path, sizeof(path));
-            snap_due = next_due(snap_due, interval, monotonic());
+            snap_due = next_snapshot(start, interval, began, monotonic());
         }
         sleep_until(snap_due > 0 && snap_due < tick ? snap_due : tick);
     }
