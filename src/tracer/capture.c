@@ -141,6 +141,8 @@ static int is_rust_runtime(const hs_sym_frame *f)
     if (starts_with(fn, "__rust_") || starts_with(fn, "__rdl_") || starts_with(fn, "__rg_") ||
         starts_with(base_name(f->object), "libstd-"))
         return 1;
+    if (f->lineno > 0)
+        return 0;            /* the path decides: <Vec<T> as mycrate::Grow>::grow is the user's */
     if (fn[0] == '<')
         fn++;                                /* "<alloc::vec::Vec<T> as ...>::drop" */
     if ((starts_with(fn, "alloc::") || starts_with(fn, "core::") || starts_with(fn, "std::")) &&

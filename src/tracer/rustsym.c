@@ -406,17 +406,26 @@ static bool dm_const(v0 *v, bool unused)
         v->i++;
         if (c == 'b') {
             v0_puts(v, x ? "true" : "false");
-        } else if (c == 'c') {
-            v0_puts(v, "'\\u{");
-            char h[17];
-            int k = 16;
-            h[16] = '\0';
-            do {
-                h[--k] = "0123456789abcdef"[x % 16];
-                x /= 16;
-            } while (x > 0);
-            v0_puts(v, h + k);
-            v0_puts(v, "}'");
+        } else if (c == 'c') {        /* as c++filt: 'a': char, '\n': char, '\u{2764}': char */
+            char ch = (char)x;
+            v0_puts(v, "'");
+            if (x == '\n' || x == '\t' || x == '\r') {
+                v0_puts(v, x == '\n' ? "\\n" : x == '\t' ? "\\t" : "\\r");
+            } else if (x >= 0x20 && x < 0x7f) {
+                v0_put(v, &ch, 1);
+            } else {
+                char h[17];
+                int k = 16;
+                h[16] = '\0';
+                do {
+                    h[--k] = "0123456789abcdef"[x % 16];
+                    x /= 16;
+                } while (x > 0);
+                v0_puts(v, "\\u{");
+                v0_puts(v, h + k);
+                v0_puts(v, "}");
+            }
+            v0_puts(v, "': char");
         } else {
             static const char *const ints[] = { ['a' - 'a'] = "i8", ['h' - 'a'] = "u8",
                 ['i' - 'a'] = "isize", ['j' - 'a'] = "usize", ['l' - 'a'] = "i32",
@@ -477,6 +486,9 @@ static bool dm_binder(v0 *v, size_t *count)
         if (!v0_base62(v, count) || *count >= 1000)
             return false;
         ++*count;
+        v->steps += *count;           /* the loop below is work the step bound must see */
+        if (!v0_ok(v))
+            return false;
         v0_puts(v, "for<");
         for (size_t k = 0; k < *count; k++) {
             if (k > 0)
@@ -573,14 +585,14 @@ static bool dm_type(v0 *v)
         v0_puts(v, "]");
     } else if (c == 'T') {
         v->i++;
-        size_t k;
+        size_t k = 0;
         v0_puts(v, "(");
         ok = dm_list(v, dm_type, ", ", &k);
         v0_puts(v, k == 1 ? ",)" : ")");
     } else if (c == 'R' || c == 'Q') {
         v->i++;
         v0_puts(v, "&");
-        size_t x;
+        size_t x = 0;
         if (v->i < v->n && v->s[v->i] == 'L') {
             ok = dm_lifetime(v, true, &x);
             if (x != 0)
@@ -628,7 +640,7 @@ static bool dm_type(v0 *v)
         v->bound -= nb;
     } else if (c == 'D') {
         v->i++;
-        size_t nb, x;
+        size_t nb, x = 0;
         v0_puts(v, "dyn ");
         ok = dm_binder(v, &nb) && dm_list(v, dm_dyn_trait, " + ", NULL);
         v->bound -= nb;

@@ -1414,8 +1414,16 @@ static void frames_from_dwfl(hs_mod *m, uintptr_t a, hs_fbuf *b)
     Dwarf_Addr bias = 0;
     Dwarf_Die *cudie = g_dw.dwfl_module_addrdie(dm, a, &bias), own;
     bool own_cu = cudie == NULL || g_dw.dwarf_haspc(cudie, a - bias) <= 0;
-    if (own_cu)
-        cudie = cu_containing(m, a, &own, &bias);
+    if (own_cu) {
+        Dwarf_Addr own_bias;
+        Dwarf_Die *c = cu_containing(m, a, &own, &own_bias);
+        if (c != NULL) {
+            cudie = c;
+            bias = own_bias;
+        } else {
+            own_cu = false;   /* no CU claims it (one without ranges?): libdwfl's answer, if any */
+        }
+    }
 
     /* the innermost location: the line table row for a (libdwfl's lookup uses libdwfl's CU) */
     const char *src = NULL;

@@ -1,6 +1,7 @@
 // leak_rust.rs - a Rust service loop for heapsnap's tracer and `leaks` verdict: a HashMap that is
-// never pruned (the leak) and a session whose header list only grows, both reached through a
-// function inlined into main at -O; a bounded VecDeque cache and per-request Strings (churn); a
+// never pruned (the leak), a session whose header list only grows, and a list grown by a trait
+// method the program implements on Vec<String>, all reached through a function inlined into main
+// at -O; a bounded VecDeque cache and per-request Strings (churn); a
 // thread; and a panic caught with catch_unwind every 50 iterations, unwinding through frames
 // that allocated.  Prints one line that does not depend on tracing.
 //   leak_rust ITERATIONS DELAY_MS
@@ -10,12 +11,25 @@ use std::time::Duration;
 
 struct Session {
     headers: Vec<String>,
+    seen: Vec<String>,
+}
+
+// A trait of the program's on a std type: its frames are the program's, whatever the type.
+trait Remember {
+    fn remember(&mut self, i: usize);
+}
+
+impl Remember for Vec<String> {
+    fn remember(&mut self, i: usize) {
+        self.push(format!("seen {:08}", i));               // SITE:trait
+    }
 }
 
 fn handle(i: usize, history: &mut HashMap<usize, String>, sess: &mut Session, recent: &mut VecDeque<String>) {
     let request = format!("request {:08}", i).repeat(8);   // churn, of one size
     history.insert(i, "h".repeat(200));                    // SITE:leak
     sess.headers.push(format!("x-header-{}", i));          // SITE:session
+    sess.seen.remember(i);
     recent.push_back(request.clone());                     // SITE:bounded
     if recent.len() > 50 {
         recent.pop_front();
@@ -28,7 +42,7 @@ fn main() {
     let delay: u64 = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(10);
     std::panic::set_hook(Box::new(|_| {}));                // quiet panics
     let mut history = HashMap::new();
-    let mut sess = Session { headers: Vec::new() };
+    let mut sess = Session { headers: Vec::new(), seen: Vec::new() };
     let mut recent = VecDeque::new();
     let worker = thread::spawn(|| {
         let v: Vec<Box<[u8; 64]>> = (0..1000).map(|_| Box::new([7u8; 64])).collect();
