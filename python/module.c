@@ -18,6 +18,7 @@
 #include "snapshot/snapshot.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <string.h>
 
 /* ---- SnapshotData ---------------------------------------------------------------------------- */
@@ -406,6 +407,10 @@ static PyObject *data_filter(SnapshotData *d, PyObject *arg)
             unsigned long v = PyLong_AsUnsignedLong(dom);
             if (v == (unsigned long)-1 && PyErr_Occurred())
                 goto out;
+            if (v > UINT_MAX) {    /* no trace has it; the caller then filters in Python */
+                PyErr_SetString(PyExc_OverflowError, "a filter's domain must fit in 32 bits");
+                goto out;
+            }
             f[i].has_domain = 1;
             f[i].domain = (unsigned int)v;
         }

@@ -9,6 +9,7 @@ DomainFilter behave as tracemalloc's do (constructors, attributes, str, repr, eq
 and ordering).  Snapshot.dump() writes a heapsnap snapshot file, which the `heapsnap` command
 reads (`heapsnap top FILE`); Snapshot.load() reads any heapsnap snapshot file, native ones too.
 """
+import fnmatch
 import linecache
 import os.path
 from collections.abc import Iterable, Sequence
@@ -284,25 +285,31 @@ class _Traces(Sequence):
 
     def __init__(self, traces):
         Sequence.__init__(self)
-        self._traces = traces     # a SnapshotData: a sequence of raw trace tuples
+        self._data = traces       # a SnapshotData: a sequence of raw trace tuples
+
+    @property
+    def _traces(self):
+        # tracemalloc keeps the raw (domain, size, frames, total_nframe) tuples in a list here,
+        # and code written for it (CPython's own tests among it) reads that list
+        return list(self._data)
 
     def __len__(self):
-        return len(self._traces)
+        return len(self._data)
 
     def __getitem__(self, index):
         if isinstance(index, slice):
-            return tuple(Trace(self._traces[i]) for i in range(*index.indices(len(self))))
-        return Trace(self._traces[index])
+            return tuple(Trace(self._data[i]) for i in range(*index.indices(len(self))))
+        return Trace(self._data[index])
 
     def __contains__(self, trace):
         raw = trace._trace
-        return any(t == raw for t in self._traces)
+        return any(t == raw for t in self._data)
 
     def __eq__(self, other):
         if not isinstance(other, _Traces):
             return NotImplemented
         return len(self) == len(other) and all(
-            a == b for a, b in zip(self._traces, other._traces))
+            a == b for a, b in zip(self._data, other._data))
 
     def __repr__(self):
         return "<Traces len=%s>" % len(self)
@@ -319,6 +326,9 @@ class BaseFilter:
     def __init__(self, inclusive):
         self.inclusive = inclusive
 
+    def _match(self, trace):
+        raise NotImplementedError
+
 
 class Filter(BaseFilter):
     """Keep (inclusive) or drop the traces whose frames match filename_pattern (fnmatch)."""
@@ -333,6 +343,34 @@ class Filter(BaseFilter):
     @property
     def filename_pattern(self):
         return self._filename_pattern
+
+    # The matching of one raw trace in Python, as tracemalloc's filters do it: filter_traces()
+    # uses it only for filters it cannot hand to the engine (BaseFilter subclasses); code that
+    # calls these private methods itself gets tracemalloc's answers.
+    def _match_frame_impl(self, filename, lineno):
+        if not fnmatch.fnmatch(_normalize_filename(filename), self._filename_pattern):
+            return False
+        return self.lineno is None or lineno == self.lineno
+
+    def _match_frame(self, filename, lineno):
+        return self._match_frame_impl(filename, lineno) ^ (not self.inclusive)
+
+    def _match_traceback(self, traceback):
+        if self.all_frames:
+            if any(self._match_frame_impl(filename, lineno) for filename, lineno in traceback):
+                return self.inclusive
+            return not self.inclusive
+        filename, lineno = traceback[0]
+        return self._match_frame(filename, lineno)
+
+    def _match(self, trace):
+        domain, size, traceback, total_nframe = trace
+        res = self._match_traceback(traceback)
+        if self.domain is not None:
+            if self.inclusive:
+                return res and domain == self.domain
+            return res or domain != self.domain
+        return res
 
     def _spec(self):
         pattern, lineno = self._filename_pattern, self.lineno
@@ -353,6 +391,10 @@ class DomainFilter(BaseFilter):
     @property
     def domain(self):
         return self._domain
+
+    def _match(self, trace):
+        domain, size, traceback, total_nframe = trace
+        return (domain == self.domain) ^ (not self.inclusive)
 
     def _spec(self):
         return (bool(self.inclusive), None, -1, False, self._domain)
@@ -375,7 +417,10 @@ class Snapshot:
     def __reduce__(self):
         # Pickling (tracemalloc's own dump format) keeps the raw traces and the limit, as
         # tracemalloc's snapshots do; heapsnap's metadata is not kept.
-        return (Snapshot, (list(self._data), self.traceback_limit))
+        # Attributes the program set on it travel too, as with tracemalloc's.
+        extra = {k: v for k, v in self.__dict__.items()
+                 if k not in ("_data", "traces", "traceback_limit")}
+        return (Snapshot, (list(self._data), self.traceback_limit), extra or None)
 
     @property
     def meta(self):
@@ -397,22 +442,39 @@ class Snapshot:
         if not isinstance(filters, Iterable):
             raise TypeError("filters must be a list of filters, not %s"
                             % type(filters).__name__)
-        specs = []
-        for f in filters:
-            if not isinstance(f, (Filter, DomainFilter)):
-                raise TypeError("heapsnap filters must be Filter or DomainFilter instances, "
-                                "not %s" % type(f).__name__)
-            specs.append(f._spec())
-        data = self._data.filter(specs)
-        return Snapshot(data, self.traceback_limit)
+        filters = list(filters)
+        if all(type(f) in (Filter, DomainFilter) for f in filters):
+            try:
+                specs = [f._spec() for f in filters]
+                return Snapshot(self._data.filter(specs), self.traceback_limit)
+            except (TypeError, ValueError, OverflowError):
+                pass          # what the engine does not take (a domain beyond 32 bits, ...)
+        # Other filters (BaseFilter subclasses, or values the engine refuses): tracemalloc's
+        # own rule, in Python, with its errors (AttributeError for what is not a filter).
+        include = [f for f in filters if f.inclusive]
+        exclude = [f for f in filters if not f.inclusive]
+
+        def keep(trace):
+            if include and not any(f._match(trace) for f in include):
+                return False
+            return not any(not f._match(trace) for f in exclude)
+        return Snapshot([t for t in self._data if keep(t)], self.traceback_limit)
 
     @staticmethod
     def _key(key_type, cumulative):
-        if key_type not in _KEYS:
+        try:
+            known = key_type in _KEYS
+        except TypeError:                     # unhashable: tracemalloc says ValueError too
+            known = False
+        if not known:
             raise ValueError("unknown key_type: %r" % (key_type,))
         if cumulative and key_type not in ("lineno", "filename"):
             raise ValueError("cumulative mode cannot by used with key type %r" % key_type)
         return _KEYS[key_type]
+
+    def _group_by(self, key_type, cumulative):
+        # tracemalloc's private grouping: {Traceback: Statistic}
+        return {stat.traceback: stat for stat in self.statistics(key_type, cumulative)}
 
     def statistics(self, key_type, cumulative=False):
         """Statistic list grouped by key_type ('filename', 'lineno' or 'traceback'), largest
@@ -435,9 +497,27 @@ def get_object_traceback(obj):
     return Traceback(frames) if frames is not None else None
 
 
+def _get_traces():
+    """The raw traces, (domain, size, frames, total_nframe) tuples, as tracemalloc's private
+    _get_traces() gives them."""
+    if not is_tracing():
+        return []
+    return list(_heapsnap._take_snapshot())
+
+
 def take_snapshot():
     """A Snapshot of the traces of every live traced block."""
-    return Snapshot._wrap(_heapsnap._take_snapshot())
+    if _get_traces is not _own_get_traces:
+        # replaced (CPython's tests do this): take_snapshot() is made of it, as tracemalloc's is
+        if not is_tracing():
+            raise RuntimeError("the tracemalloc module must be tracing memory "
+                               "allocations to take a snapshot")
+        return Snapshot(_get_traces(), get_traceback_limit())
+    data = _heapsnap._take_snapshot()     # first: nothing this function allocates is in it
+    return Snapshot._wrap(data)
+
+
+_own_get_traces = _get_traces
 
 
 class LeakSuspect:

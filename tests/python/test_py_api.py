@@ -342,3 +342,68 @@ def test_pickle_round_trip(heapsnap_mod):
     back = pickle.loads(pickle.dumps(snap, pickle.HIGHEST_PROTOCOL))
     assert back.traceback_limit == 2 and back.traces == snap.traces
     assert lines(back.statistics("lineno")) == lines(snap.statistics("lineno"))
+
+
+def test_private_api_code_written_for_tracemalloc_uses(heapsnap_mod):
+    """What CPython's own test_tracemalloc (and tools) reach into: _get_traces(), the raw list
+    traces._traces, the filters' _match methods, BaseFilter subclasses in filter_traces,
+    Snapshot._group_by, and take_snapshot() made of a replaced _get_traces()."""
+    hs = heapsnap_mod
+    for mod in (tm, hs):
+        snap = mod.Snapshot(S1, 2)
+        assert snap.traces._traces == S1 and snap.traces._traces.copy() == S1
+        f = mod.Filter(True, "a.c", lineno=2)
+        assert f._match_frame("a.c", 2) and not f._match_frame("a.c", 3)
+        assert f._match_traceback((("a.c", 2), ("b.c", 4)))
+        assert [f._match(t) for t in S1] == [True, True, True, False, False, False]
+        assert [mod.DomainFilter(False, 0)._match(t) for t in S1] == [False] * 3 + [True] * 3
+        assert mod.Filter(True, "b.c", all_frames=True)._match(S1[3])
+
+        class Big(mod.BaseFilter):             # a filter of the user's own
+            def _match(self, trace):
+                return trace[1] >= 10
+        assert [t.size for t in snap.filter_traces([Big(True)]).traces] == [10, 10, 10, 66]
+        # values the engine cannot take are filtered as tracemalloc filters them
+        assert len(snap.filter_traces([mod.DomainFilter(True, 2 ** 33)]).traces) == 0
+        assert len(snap.filter_traces([mod.Filter(True, "a.c", lineno=2.0)]).traces) == 3
+        with pytest.raises(AttributeError):
+            snap.filter_traces([None])
+        with pytest.raises(ValueError, match="unknown key_type"):
+            snap.statistics(["lineno"])
+        grouped = snap._group_by("filename", False)
+        assert sorted((str(tb), st.size) for tb, st in grouped.items()) == \
+            [("<unknown>:0", 7), ("a.c:0", 32), ("b.c:0", 66)]
+        assert mod._get_traces() == []          # not tracing
+    raw = [(0, 5, (("a.py", 2),), 1)]
+    hs.start(1)
+    try:
+        real = hs._get_traces
+        hs._get_traces = lambda: raw
+        try:
+            assert hs.take_snapshot().traces._traces == raw
+        finally:
+            hs._get_traces = real
+        assert hs._get_traces() != raw
+    finally:
+        hs.stop()
+
+
+def test_take_snapshot_holds_nothing_of_its_own(heapsnap_mod):
+    hs = heapsnap_mod
+    hs.start(5)
+    try:
+        s = hs.take_snapshot()
+    finally:
+        hs.stop()
+    here = [st for st in s.statistics("filename", cumulative=True)
+            if st.traceback[0].filename == __file__]
+    assert here == [], here
+
+
+def test_pickle_keeps_the_programs_attributes(heapsnap_mod):
+    import pickle
+    hs = heapsnap_mod
+    snap = hs.Snapshot(S1, 2)
+    snap.note = "hello"
+    back = pickle.loads(pickle.dumps(snap))
+    assert back.note == "hello" and back.traces._traces == S1 and back.traceback_limit == 2
