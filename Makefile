@@ -163,6 +163,7 @@ LIBPROG_OPT = -O0
 # CFAs relative to %rsp, the same code in both
 PROG_OPT = -O0
 $(B)/progs/walkmemo: PROG_OPT = -O2           # frames without a frame pointer too
+$(B)/progs/noharm_cancel: PROG_OPT = -O0 -fno-asynchronous-unwind-tables -fno-unwind-tables
 $(B)/progs/fibers: tests/progs/fibers.cc       # boost.context (libboost-context-dev)
 	@mkdir -p $(dir $@)
 	$(CXX) -O1 -g -Wall -Wextra -Werror -o $@ $< -lboost_context

@@ -125,6 +125,23 @@ def test_run_forwards_signals(tmp):
     assert out == "got-term\n" and p.returncode == 0
 
 
+@pytest.mark.parametrize("sig", ["WINCH", "ALRM", "PWR", "USR2", "RTMIN"])
+def test_run_forwards_every_signal_a_program_may_handle(tmp, sig):
+    """Not only INT/TERM/HUP/QUIT/USR1/USR2: SIGALRM, SIGPWR and the real-time signals once
+    killed run and left the program running, and SIGWINCH was lost."""
+    prog = tmp / "trap.py"
+    prog.write_text("import signal, sys, time\n"
+                    f"signal.signal(signal.SIG{sig}, lambda *a: (print('got {sig}'), sys.exit(0)))\n"
+                    "print('ready', flush=True)\n"
+                    "time.sleep(30)\n")
+    p = subprocess.Popen([HEAPSNAP, "run", "-q", "-o", tmp / "o", "--", "/usr/bin/python3",
+                          prog], stdout=subprocess.PIPE, text=True, env=clean_env())
+    assert p.stdout.readline() == "ready\n"
+    p.send_signal(getattr(signal, "SIG" + sig))
+    out, _ = p.communicate(timeout=30)
+    assert out == f"got {sig}\n" and p.returncode == 0
+
+
 def test_run_follows_exec_of_a_wrapper_script(tmp):
     wrapper = tmp / "wrapper.sh"
     wrapper.write_text(f'#!/bin/sh\nexec "{PROGS / "leaky"}" "$@"\n')

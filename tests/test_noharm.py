@@ -341,6 +341,44 @@ def test_exit_without_exit(tmp, how, code):
     assert sizes_at(s, SRC / "noharm_exit.c", "kept") == [3456]
 
 
+@pytest.mark.parametrize("how,code", [("pthread_exit", 0), ("sys_exit", 7)])
+def test_last_program_thread_ends_the_process(tmp, how, code):
+    """Every program thread ends without exit() (pthread_exit from main, a raw exit system
+    call): untraced the process ends there; traced, the tracer's own thread once kept it alive
+    for ever.  Same output and status, the atexit handler only where glibc runs it, and a final
+    snapshot."""
+    r = run_both([PROGS / "noharm_lastthread", how], tmp / "o", "--interval", "0.1",
+                 timeout=30)
+    assert status(r.returncode) == code
+    assert ("atexit handler ran" in r.stdout) == (how == "pthread_exit")
+    [d] = proc_dirs(tmp / "o")
+    s = final(d)
+    if how == "pthread_exit":
+        assert sizes_at(s, SRC / "noharm_lastthread.c", "kept") == [4321]
+
+
+def test_nothing_on_stderr_when_the_log_cannot_be_written(tmp):
+    """A program that drops root: its snapshots are skipped (the folder is root's), and the
+    tracer's messages, which it cannot log, once went to the program's standard error, one
+    per snapshot."""
+    run_both([PROGS / "noharm_dropuid"], tmp / "o", "-q", "--interval", "0.05")
+
+
+def test_allocating_handler_on_a_small_alternate_stack(tmp):
+    """A handler on an 8 KiB alternate signal stack allocates: libunwind's walk through the
+    signal frame overflowed that stack (SIGSEGV); there the stack is not walked."""
+    r = run_both([PROGS / "noharm_altstack"], tmp / "o")
+    assert r.stdout == "handled 100\n"
+
+
+def test_no_cancellation_inside_malloc(tmp):
+    """A deferred cancellation pending while the thread allocates through frames without unwind
+    tables: libunwind's address checks (a pipe's read and write) were cancellation points inside
+    malloc, so the thread was cancelled in its first malloc."""
+    r = run_both([PROGS / "noharm_cancel", "10"], tmp / "o", timeout=120)
+    assert r.stdout == "cancelled at the cancellation point: 10 of 10\n"
+
+
 # ---- the malloc API's corners and running out of memory ------------------------------------------
 
 def test_malloc_api_corners(tmp):

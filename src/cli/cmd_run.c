@@ -39,7 +39,19 @@ static void forward(int sig, siginfo_t *si, void *ctx)
         kill(child, sig);
 }
 
-static const int forwarded[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2 };
+/* The signals a process manager or a user sends (kill, sigqueue) that run passes on: every one
+ * a program may handle, but not SIGCHLD (run's own) or job control (sent to the whole process
+ * group by the terminal already). */
+static int forwarded(int sig)
+{
+    switch (sig) {
+    case SIGINT: case SIGTERM: case SIGHUP: case SIGQUIT: case SIGUSR1: case SIGUSR2:
+    case SIGWINCH: case SIGALRM: case SIGPWR: case SIGURG: case SIGVTALRM: case SIGPROF:
+        return 1;
+    default:
+        return sig >= SIGRTMIN && sig <= SIGRTMAX;
+    }
+}
 
 static int usage(int status)
 {
@@ -446,8 +458,9 @@ int cmd_run(int argc, char **argv)
     /* Forward signals from the moment the child exists. */
     sigset_t block, old_mask;
     sigemptyset(&block);
-    for (size_t i = 0; i < HS_ARRAY_LEN(forwarded); i++)
-        sigaddset(&block, forwarded[i]);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (forwarded(sig))
+            sigaddset(&block, sig);
     sigprocmask(SIG_BLOCK, &block, &old_mask);
     fflush(NULL);
     child = fork();
@@ -482,8 +495,9 @@ int cmd_run(int argc, char **argv)
     }
     struct sigaction sa = { .sa_sigaction = forward, .sa_flags = SA_SIGINFO | SA_RESTART };
     sigfillset(&sa.sa_mask);
-    for (size_t i = 0; i < HS_ARRAY_LEN(forwarded); i++)
-        sigaction(forwarded[i], &sa, NULL);
+    for (int sig = 1; sig < NSIG; sig++)
+        if (forwarded(sig))
+            sigaction(sig, &sa, NULL);
     sigprocmask(SIG_SETMASK, &old_mask, NULL);
 
     int status;

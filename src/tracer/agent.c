@@ -37,7 +37,7 @@ static char proc_dir[4200];                 /* base_dir/<pid> */
 static double interval;                     /* seconds between periodic snapshots; 0 = none */
 static _Atomic int exiting;                  /* hs_exiting: no more periodic snapshots */
 static _Atomic unsigned seq;                /* last snapshot number used in proc_dir */
-static _Atomic int disk_warned;
+static _Atomic int disk_warned;               /* a failed snapshot was logged; reset by a good one */
 static _Atomic int running;
 
 int hs_agent_enabled(void) { return base_dir[0] != '\0'; }
@@ -47,6 +47,7 @@ int hs_agent_enabled(void) { return base_dir[0] != '\0'; }
 typedef struct kept_fd { int fd; dev_t dev; ino_t ino; } kept_fd;
 static pthread_mutex_t kept_lock = PTHREAD_MUTEX_INITIALIZER;
 static kept_fd timeline_fd = { -1, 0, 0 }, statm_fd = { -1, 0, 0 }, dir_fd = { -1, 0, 0 };
+static kept_fd stat_fd = { -1, 0, 0 };
 
 static int kept_is_ours(const kept_fd *k)
 {
@@ -90,6 +91,7 @@ static void kept_close_all(void)
 {
     kept_close(&timeline_fd);
     kept_close(&statm_fd);
+    kept_close(&stat_fd);
     kept_close(&dir_fd);
 }
 
@@ -192,13 +194,9 @@ int hs_agent_write_snapshot(const char *kind, char *path, size_t len)
     }
     int r = hs_snapshot_dump(s, p);
     hs_snapshot_free(s);
-    if (r < 0) {
-        if (r == -ENOSPC || r == -EDQUOT || r == -EFBIG) {
-            if (!atomic_exchange(&disk_warned, 1))
-                hs_log("%s: %s; snapshot skipped, tracing goes on", p, hs_strerror(r));
-        } else {
-            hs_log("%s: %s; snapshot skipped", p, hs_strerror(r));
-        }
+    if (r < 0) {                 /* said once, until a snapshot is written again */
+        if (!atomic_exchange(&disk_warned, 1))
+            hs_log("%s: %s; snapshot skipped, tracing goes on", p, hs_strerror(r));
         return r;
     }
     atomic_store(&disk_warned, 0);
@@ -237,6 +235,36 @@ static size_t rss_bytes(void)
     if (sscanf(buf, "%lu %lu", &size, &resident) != 2)
         return 0;
     return resident * (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/* Whether this thread is all that is left of the program: the main thread has exited (a zombie,
+ * which /proc/self/stat still counts) and one thread lives, this one.  Untraced, the program
+ * would have ended there: glibc's last thread calls exit(0), and a raw exit of the last thread
+ * ends the process with the main thread's status.  *code: that status (field 52).  The other
+ * threads are then gone and cannot allocate: reading the file under kept_lock suffices. */
+static int agent_is_last(int *code)
+{
+    char buf[1024];
+    pthread_mutex_lock(&kept_lock);
+    int fd = kept_open(&stat_fd, "/proc/self/stat", O_RDONLY);
+    ssize_t n = fd >= 0 ? pread(fd, buf, sizeof(buf) - 1, 0) : -1;
+    if (fd >= 0)
+        kept_done(&stat_fd, fd);
+    pthread_mutex_unlock(&kept_lock);
+    if (n <= 0)
+        return 0;
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')');          /* the name may hold spaces and parentheses */
+    if (p == NULL || p[1] != ' ' || p[2] != 'Z')
+        return 0;
+    long field[53] = { 0 };
+    int k = 3;                                   /* p + 2 is field 3, the state */
+    for (const char *q = p + 2; k <= 52 && (q = strchr(q, ' ')) != NULL; q++)
+        field[++k] = strtol(q + 1, NULL, 10);
+    if (k < 52 || field[20] != 2)
+        return 0;
+    *code = (int)(field[52] >> 8 & 0xff);
+    return 1;
 }
 
 static double monotonic(void)
@@ -357,6 +385,18 @@ static void *agent_main(void *arg)
             timeline_tick();
             serve_requests();
             tick = next_row(tick, TICK_NS / 1e9, monotonic());
+            int code;
+            if (agent_is_last(&code)) {
+                /* The program's threads have all exited (pthread_exit from main, a raw exit):
+                 * this thread alone would keep the process alive for ever.  End it as the
+                 * program would have ended: exit(0) as glibc's last thread does (atexit
+                 * handlers, destructors and the final snapshot run here, traced), or the main
+                 * thread's status. */
+                pthread_setspecific(hs_guard_key, NULL);
+                if (code == 0)
+                    exit(0);
+                _exit(code);                  /* (our _exit takes the final snapshot) */
+            }
         }
         if (snap_due > 0 && atomic_load(&exiting))
             snap_due = 0;                     /* the program is shutting down: no more */

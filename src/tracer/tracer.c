@@ -87,10 +87,12 @@ void hs_log(const char *fmt, ...)
     buf[n++] = '\n';
     int fd = 2, opened = 0;
     if (log_path[0] != '\0') {
+        /* A log that cannot be opened (the program chrooted, dropped its privileges, used up
+         * its descriptors) drops the message: the program's standard error is its own. */
         fd = hs_fd_high(open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600));
-        opened = fd >= 0;
-        if (!opened)
-            fd = 2;
+        if (fd < 0)
+            return;
+        opened = 1;
     }
     for (ssize_t off = 0; off < n;) {
         ssize_t w = write(fd, buf + off, (size_t)(n - off));

@@ -19,6 +19,7 @@
  * need not wait for it: only libunwind's walks count as loader uses (hooks.c).
  */
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/uio.h>
@@ -711,8 +712,23 @@ __attribute__((noinline)) int hs_unwind(uintptr_t *pcs, int max, const void *fra
         }
     }
     CHECK_COUNT(check_slow, 1);
+    /* libunwind needs several KiB of stack to step through a signal frame: on an alternate
+     * signal stack of the usual size (SIGSTKSZ, 8 KiB: a handler for stack overflow) it would
+     * overflow it.  There, with less than 16 KiB left, the stack is not walked. */
+    stack_t ss;
+    if (sigaltstack(NULL, &ss) == 0 && (ss.ss_flags & SS_ONSTACK)) {
+        uintptr_t sp = (uintptr_t)__builtin_frame_address(0), lo = (uintptr_t)ss.ss_sp;
+        if (sp < lo || sp - lo < 16384)
+            return 0;
+    }
+    /* libunwind checks addresses by reading and writing a pipe, and read and write are
+     * cancellation points: a thread with a cancellation pending must not be cancelled inside
+     * malloc (which is not one) with the tracer's state half-way.  Off around the walk. */
+    int cancel_state;
+    pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &cancel_state);
     hs_loader_use_begin();                   /* libunwind: no walk in flight across a fork */
     int n = hs_unwind_slow(pcs, room);
     hs_loader_use_end();
+    pthread_setcancelstate(cancel_state, NULL);
     return n;
 }
