@@ -259,8 +259,8 @@ static int agent_is_last(int *code)
         return 0;
     long field[53] = { 0 };
     int k = 3;                                   /* p + 2 is field 3, the state */
-    for (const char *q = p + 2; k <= 52 && (q = strchr(q, ' ')) != NULL; q++)
-        field[++k] = strtol(q + 1, NULL, 10);
+    for (const char *q = p + 2; k < 52 && (q = strchr(q, ' ')) != NULL; q++)
+        field[++k] = strtol(q + 1, NULL, 10);    /* fields 4 .. 52, later ones ignored */
     if (k < 52 || field[20] != 2)
         return 0;
     *code = (int)(field[52] >> 8 & 0xff);

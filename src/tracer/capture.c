@@ -128,7 +128,7 @@ static int is_alloc_entry(const char *fn)
  * inlined or instantiated anywhere, its allocator shims, and libstd-*.so.  Paths are those
  * rustc records for its own sources (/rustc/<commit>/library/..., /rust/deps/... for std's
  * dependencies) or Debian's (/usr/src/rustc-<version>/library|vendor/...); a function without
- * line info is known by its name, demangled (legacy) or by the crate of its v0 name. */
+ * line info is known by its demangled name, or by the crate of a v0 name that did not demangle. */
 static int is_rust_runtime(const hs_sym_frame *f)
 {
     const char *p = f->filename;
