@@ -1163,6 +1163,42 @@ static const char *source_path(const char *src, Dwarf_Die *cu)
  * once: libdwfl's own address-to-symbol lookup scans the whole table on every call, which made
  * the final snapshot of a program with a large stripped library (clang's libLLVM, 100,000
  * symbols) cost seconds.  Aliases at one address keep the global one first. */
+/* Sorted address ranges searched for the ones containing an address: the ELF symbols and the
+ * compile units of a module.  Records of any type, sorted by their `lo` field, each with a `hi`
+ * (end); beside them, the prefix maximum of the ends, so that a search down from the last range
+ * starting at or below an address stops as soon as no earlier range can reach it. */
+static uintptr_t span_field(const void *v, size_t i, size_t stride, size_t off)
+{
+    uintptr_t x;
+    memcpy(&x, (const char *)v + i * stride + off, sizeof(x));
+    return x;
+}
+
+/* The prefix maximum of the n records' ends (malloc'd, untraced: R1); NULL when out of memory. */
+static uintptr_t *spans_maxend(const void *v, size_t n, size_t stride, size_t hi_off)
+{
+    uintptr_t *mx = malloc(n * sizeof(*mx));
+    for (size_t i = 0; mx != NULL && i < n; i++) {
+        uintptr_t hi = span_field(v, i, stride, hi_off);
+        mx[i] = i > 0 && mx[i - 1] > hi ? mx[i - 1] : hi;
+    }
+    return mx;
+}
+
+/* The number of the n records that start at or below a. */
+static size_t spans_upto(const void *v, size_t n, size_t stride, size_t lo_off, uintptr_t a)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (span_field(v, mid, stride, lo_off) <= a)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return hi;
+}
+
 typedef struct hs_esym {
     uintptr_t lo, hi; /* [lo, hi); hi == lo for a symbol without a size */
     const char *name; /* in libdwfl's copy of the string table, alive as long as the Dwfl */
@@ -1209,13 +1245,11 @@ static void module_build_syms(hs_mod *m)
         return;
     }
     qsort(v, k, sizeof(*v), esym_cmp);
-    uintptr_t *mx = malloc(k * sizeof(*mx));
+    uintptr_t *mx = spans_maxend(v, k, sizeof(*v), offsetof(hs_esym, hi));
     if (mx == NULL) {
         free(v);
         return;
     }
-    for (size_t i = 0; i < k; i++)
-        mx[i] = i > 0 && mx[i - 1] > v[i].hi ? mx[i - 1] : v[i].hi;
     m->syms = v;
     m->syms_maxend = mx;
     m->nsyms = k;
@@ -1234,15 +1268,7 @@ static const char *elf_symbol(hs_mod *m, uintptr_t a)
     if (m->syms_state < 0)
         return NULL;
     const hs_esym *v = m->syms;
-    /* hi: the number of symbols starting at or below a */
-    size_t lo = 0, hi = m->nsyms;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (v[mid].lo <= a)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t hi = spans_upto(v, m->nsyms, sizeof(*v), offsetof(hs_esym, lo), a);
     /* Containing: down while some symbol at or below still ends past a. */
     for (size_t i = hi; i > 0 && m->syms_maxend[i - 1] > a;) {
         i--;
@@ -1325,14 +1351,13 @@ static void module_build_cus(hs_mod *m)
             }
         off = next;
     }
-    uintptr_t *mx = n > 0 ? malloc(n * sizeof(*mx)) : NULL;
+    if (n > 0)
+        qsort(v, n, sizeof(*v), curange_cmp);
+    uintptr_t *mx = n > 0 ? spans_maxend(v, n, sizeof(*v), offsetof(hs_curange, hi)) : NULL;
     if (mx == NULL) {
         free(v);
         return;
     }
-    qsort(v, n, sizeof(*v), curange_cmp);
-    for (size_t i = 0; i < n; i++)
-        mx[i] = i > 0 && mx[i - 1] > v[i].hi ? mx[i - 1] : v[i].hi;
     m->cus = v;
     m->cus_maxend = mx;
     m->ncus = n;
@@ -1351,14 +1376,7 @@ static Dwarf_Die *cu_containing(hs_mod *m, uintptr_t a, Dwarf_Die *out, Dwarf_Ad
     if (m->cus_state < 0 || a < m->cus_bias)
         return NULL;
     uintptr_t d = a - m->cus_bias;
-    size_t lo = 0, hi = m->ncus;     /* hi: the number of ranges starting at or below d */
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (m->cus[mid].lo <= d)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
+    size_t hi = spans_upto(m->cus, m->ncus, sizeof(*m->cus), offsetof(hs_curange, lo), d);
     for (size_t i = hi; i > 0 && m->cus_maxend[i - 1] > d; i--)
         if (m->cus[i - 1].hi > d && g_dw.dwarf_offdie(m->cus_dw, m->cus[i - 1].die, out) != NULL) {
             *bias = m->cus_bias;

@@ -63,6 +63,16 @@ static hs_snapshot **series_new(size_t n, double step)
     return s;
 }
 
+/* n snapshots taken at the times at[] (seconds after T0). */
+static hs_snapshot **series_at(const double *at, size_t n)
+{
+    hs_snapshot **s = calloc(n, sizeof(*s));
+    assert_non_null(s);
+    for (size_t j = 0; j < n; j++)
+        s[j] = snap(T0 + at[j], at[j]);
+    return s;
+}
+
 static void series_free(hs_snapshot **s, size_t n)
 {
     for (size_t j = 0; j < n; j++)
@@ -625,11 +635,9 @@ static void test_irregular_times(void **state)
     (void)state;
     static const double at[] = { 0, 1, 3, 4, 10, 11, 30, 31, 32, 60 };
     enum { N = sizeof(at) / sizeof(at[0]) };
-    hs_snapshot *s[N];
-    for (size_t j = 0; j < N; j++) {
-        s[j] = snap(T0 + at[j], at[j]);
+    hs_snapshot **s = series_at(at, N);
+    for (size_t j = 0; j < N; j++)
         PUT(s[j], 100 + 50 * (size_t)at[j], 1 + (size_t)at[j], F("t.c", 1));
-    }
     hs_leak_report *r = hs_leaks_analyze((const hs_snapshot *const *)s, N, NULL);
     assert_int_equal(hs_leaks_count(r), 1);
     const hs_leak_suspect *e = hs_leaks_get(r, 0);
@@ -638,8 +646,7 @@ static void test_irregular_times(void **state)
     assert_near(e->ending, 1);
     assert_near(e->confidence, 9.0 / 11.0);
     hs_leaks_free(r);
-    for (size_t j = 0; j < N; j++)
-        hs_snapshot_free(s[j]);
+    series_free(s, N);
 }
 
 /* A vector that stopped doubling at 6.5 s of a 16 s series, snapshots every second at first and
@@ -650,9 +657,8 @@ static void test_step_before_sparse_end(void **state)
     (void)state;
     static const double at[] = { 0, 1, 2, 3, 4, 5, 6, 7, 12, 16 };
     enum { N = sizeof(at) / sizeof(at[0]) };
-    hs_snapshot *s[N];
+    hs_snapshot **s = series_at(at, N);
     for (size_t j = 0; j < N; j++) {
-        s[j] = snap(T0 + at[j], at[j]);
         PUT(s[j], at[j] < 3.5 ? 4096 : at[j] < 6.5 ? 8192 : 16384, 1, F("vec.c", 5));
         PUT(s[j], 100 + 64 * (size_t)at[j], 1 + (size_t)at[j], F("map.c", 9));
     }
@@ -676,8 +682,7 @@ static void test_step_before_sparse_end(void **state)
     assert_int_equal(hs_leaks_count(r), 1);
     assert_site(hs_leaks_get(r, 0), "map.c", 9);
     hs_leaks_free(r);
-    for (size_t j = 0; j < N; j++)
-        hs_snapshot_free(s[j]);
+    series_free(s, N);
 }
 
 /* ---- keys, order, limits ---------------------------------------------------------------------- */
