@@ -37,7 +37,7 @@ static char proc_dir[4200];                 /* base_dir/<pid> */
 static double interval;                     /* seconds between periodic snapshots; 0 = none */
 static _Atomic int exiting;                  /* hs_exiting: no more periodic snapshots */
 static _Atomic unsigned seq;                /* last snapshot number used in proc_dir */
-static _Atomic int disk_warned;               /* a failed snapshot was logged; reset by a good one */
+static _Atomic int skip_warned;               /* a failed snapshot was logged; reset by a good one */
 static _Atomic int running;
 
 int hs_agent_enabled(void) { return base_dir[0] != '\0'; }
@@ -195,11 +195,11 @@ int hs_agent_write_snapshot(const char *kind, char *path, size_t len)
     int r = hs_snapshot_dump(s, p);
     hs_snapshot_free(s);
     if (r < 0) {                 /* said once, until a snapshot is written again */
-        if (!atomic_exchange(&disk_warned, 1))
+        if (!atomic_exchange(&skip_warned, 1))
             hs_log("%s: %s; snapshot skipped, tracing goes on", p, hs_strerror(r));
         return r;
     }
-    atomic_store(&disk_warned, 0);
+    atomic_store(&skip_warned, 0);
     snprintf(path, len, "%s", p);
     return 0;
 }
