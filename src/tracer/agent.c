@@ -187,6 +187,10 @@ int hs_agent_write_snapshot(const char *kind, char *path, size_t len)
     if (hs_agent_snapshot_path(kind, p, sizeof(p)) < 0)
         return -ENOENT;
     hs_snapshot *s = hs_take_snapshot_kind(kind);
+    if (s != NULL && strcmp(kind, "interval") == 0 && atomic_load(&exiting)) {
+        hs_snapshot_free(s);                 /* the program began shutting down meanwhile */
+        return -ECANCELED;
+    }
     if (s == NULL) {
         int e = errno;
         hs_log("%s snapshot: %s", kind, hs_strerror(-e));
